@@ -1,0 +1,41 @@
+//! Serpent: Python literal expressions as Pyro4's default serializer.
+//!
+//! The encoder output is byte-identical to serpent 1.43 `dumps(obj,
+//! module_in_classname=True)` (compact and indent mode) for every value the model holds
+//! (set order aside: a [`Value::Set`] is written in its stored order). The parser accepts
+//! everything serpent 1.43 emits and most of what `ast.literal_eval` accepts, with caps on
+//! nesting depth and integer digits; errors give the byte offset.
+
+use crate::{DecodeLimits, Result, Value};
+
+/// The header line serpent writes before the body.
+pub const HEADER: &[u8] = b"# serpent utf-8 python3.2\n";
+
+/// Encoder options (serpent's `dumps` keywords).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// serpent's `indent=True`: one item per line, two-space indent, sorted dicts/sets.
+    pub indent: bool,
+    /// serpent's `bytes_repr=True`: bytes as `b'...'` instead of the base64 dict.
+    pub bytes_repr: bool,
+}
+
+/// Encode in compact mode with the header line.
+pub fn to_vec(value: &Value) -> Result<Vec<u8>> {
+    to_vec_with(value, &EncodeOptions::default())
+}
+
+/// Encode with options, header line included.
+pub fn to_vec_with(value: &Value, options: &EncodeOptions) -> Result<Vec<u8>> {
+    todo!("{value:?}{options:?}")
+}
+
+/// Parse with default limits.
+pub fn from_slice(bytes: &[u8]) -> Result<Value> {
+    from_slice_with(bytes, &DecodeLimits::default())
+}
+
+/// Parse within `limits`.
+pub fn from_slice_with(bytes: &[u8], limits: &DecodeLimits) -> Result<Value> {
+    todo!("{bytes:?}{limits:?}")
+}

@@ -1,0 +1,2 @@
+//! Tokio runtime for pyro-rs: connection framing, the Proxy (async and blocking), name
+//! server location and PYRO_* configuration.
