@@ -25,7 +25,7 @@ pub enum Error {
     #[error("invalid data size {0}")]
     InvalidDataSize(i32),
     /// data_size + annotations_size is over the configured limit.
-    #[error("message too large: {size} bytes, limit {limit}")]
+    #[error("max message size exceeded ({size} where max={limit})")]
     MessageTooLarge {
         /// Claimed size of annotations plus payload.
         size: u64,
