@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod error;
 pub mod json;
 pub mod marshal;
+pub mod pyrepr;
 pub mod serde_bridge;
 pub mod serpent;
 pub mod value;
@@ -35,7 +36,10 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        DecodeLimits { max_depth: 200, max_int_digits: 4300 }
+        DecodeLimits {
+            max_depth: 200,
+            max_int_digits: 4300,
+        }
     }
 }
 
@@ -112,7 +116,10 @@ impl SerializerKind {
     }
     /// True for the serializers this crate can encode and decode today.
     pub fn is_supported(self) -> bool {
-        matches!(self, SerializerKind::Serpent | SerializerKind::Json | SerializerKind::Marshal)
+        matches!(
+            self,
+            SerializerKind::Serpent | SerializerKind::Json | SerializerKind::Marshal
+        )
     }
 
     /// Encode one value the way this serializer puts it in a payload.
@@ -121,7 +128,10 @@ impl SerializerKind {
             SerializerKind::Serpent => serpent::to_vec(value),
             SerializerKind::Json => json::to_vec(value),
             SerializerKind::Marshal => marshal::to_vec(value),
-            other => Err(Error::Unsupported(format!("serializer {} is not supported", other.name()))),
+            other => Err(Error::Unsupported(format!(
+                "serializer {} is not supported",
+                other.name()
+            ))),
         }
     }
 
@@ -131,7 +141,10 @@ impl SerializerKind {
             SerializerKind::Serpent => serpent::from_slice_with(bytes, limits),
             SerializerKind::Json => json::from_slice_with(bytes, limits),
             SerializerKind::Marshal => marshal::from_slice_with(bytes, limits),
-            other => Err(Error::Unsupported(format!("serializer {} is not supported", other.name()))),
+            other => Err(Error::Unsupported(format!(
+                "serializer {} is not supported",
+                other.name()
+            ))),
         }
     }
 }

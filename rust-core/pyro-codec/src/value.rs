@@ -152,7 +152,8 @@ impl Value {
             }
             (Value::Dict(a), Value::Dict(b)) => {
                 a.len() == b.len()
-                    && a.iter().all(|(k, v)| b.get(k).map(|w| v.py_eq(w)).unwrap_or(false))
+                    && a.iter()
+                        .all(|(k, v)| b.get(k).map(|w| v.py_eq(w)).unwrap_or(false))
             }
             _ => false,
         }
@@ -366,7 +367,9 @@ impl Dict {
 
     /// Build from pairs, deduplicating keys the Python way; errors on unhashable keys.
     pub fn from_pairs(pairs: Vec<(Value, Value)>) -> Result<Dict> {
-        let mut d = Dict { entries: Vec::with_capacity(pairs.len()) };
+        let mut d = Dict {
+            entries: Vec::with_capacity(pairs.len()),
+        };
         if pairs.len() <= LINEAR_LIMIT {
             for (k, v) in pairs {
                 k.py_hash()?;
@@ -410,7 +413,11 @@ impl Dict {
 
     /// Insert under a str key (replacing an existing one).
     pub fn set(&mut self, key: &str, value: Value) {
-        if let Some(slot) = self.entries.iter_mut().find(|(k, _)| k.as_str() == Some(key)) {
+        if let Some(slot) = self
+            .entries
+            .iter_mut()
+            .find(|(k, _)| k.as_str() == Some(key))
+        {
             slot.1 = value;
         } else {
             self.entries.push((Value::Str(key.to_string()), value));
@@ -419,17 +426,26 @@ impl Dict {
 
     /// Value under a key equal to `key`.
     pub fn get(&self, key: &Value) -> Option<&Value> {
-        self.entries.iter().find(|(k, _)| k.py_eq(key)).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .find(|(k, _)| k.py_eq(key))
+            .map(|(_, v)| v)
     }
 
     /// Value under a str key.
     pub fn get_str(&self, key: &str) -> Option<&Value> {
-        self.entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
     }
 
     /// Remove a str key, returning its value.
     pub fn remove_str(&mut self, key: &str) -> Option<Value> {
-        let i = self.entries.iter().position(|(k, _)| k.as_str() == Some(key))?;
+        let i = self
+            .entries
+            .iter()
+            .position(|(k, _)| k.as_str() == Some(key))?;
         Some(self.entries.remove(i).1)
     }
 
@@ -502,7 +518,9 @@ mod tests {
 
     #[test]
     fn large_dict_dedup_uses_index() {
-        let pairs: Vec<_> = (0..1000).map(|i| (Value::Int(i % 500), Value::Int(i))).collect();
+        let pairs: Vec<_> = (0..1000)
+            .map(|i| (Value::Int(i % 500), Value::Int(i)))
+            .collect();
         let d = Dict::from_pairs(pairs).unwrap();
         assert_eq!(d.len(), 500);
         assert_eq!(d.get(&Value::Float(3.0)), Some(&Value::Int(503)));

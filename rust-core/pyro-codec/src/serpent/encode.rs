@@ -1,0 +1,880 @@
+//! The serpent encoder: one pass over a [`Value`] into one growing byte buffer.
+//!
+//! Mirrors serpent 1.43 `Serializer._serialize` and the `ser_builtins_*` methods for the
+//! types the value model holds, including Python's `repr` of str, bytes, int and float,
+//! serpent's level cap (`maximum_level` 200), its dict-key type check and indent mode's
+//! `sorted()` with the silent fallback to the original order.
+
+use super::unicode_table::NON_PRINTABLE;
+use super::{EncodeOptions, HEADER, MAX_LEVEL};
+use crate::{Dict, Error, Result, Value};
+use base64::Engine as _;
+use num_bigint::BigInt;
+use num_traits::{FromPrimitive, Signed};
+use std::cmp::Ordering;
+
+/// CPython (>= 3.11 and the security releases) refuses `repr()` of an int with more
+/// decimal digits than this (`sys.get_int_max_str_digits()` default), so serpent does too.
+const MAX_INT_DIGITS: usize = 4300;
+
+/// Encode `value` with the serpent header into `out` (appending; `out` is left as it was
+/// on error). Lets callers reuse one buffer across messages.
+pub fn encode_into(value: &Value, options: &EncodeOptions, out: &mut Vec<u8>) -> Result<()> {
+    let start = out.len();
+    out.extend_from_slice(HEADER);
+    let result = Encoder {
+        out: &mut *out,
+        indent: options.indent,
+        bytes_repr: options.bytes_repr,
+    }
+    .value(value, 0);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+struct Encoder<'a> {
+    out: &'a mut Vec<u8>,
+    indent: bool,
+    bytes_repr: bool,
+}
+
+fn too_deep() -> Error {
+    // serpent: ValueError("Object graph nesting too deep. Increase serializer.maximum_level ...")
+    Error::Unencodable(format!(
+        "object graph nesting too deep (serpent maximum_level is {MAX_LEVEL})"
+    ))
+}
+
+impl Encoder<'_> {
+    fn value(&mut self, v: &Value, level: usize) -> Result<()> {
+        // serpent checks the level before looking at the type, so even a scalar one level
+        // too deep is refused.
+        if level > MAX_LEVEL {
+            return Err(too_deep());
+        }
+        match v {
+            Value::None => self.out.extend_from_slice(b"None"),
+            Value::Bool(true) => self.out.extend_from_slice(b"True"),
+            Value::Bool(false) => self.out.extend_from_slice(b"False"),
+            Value::Int(i) => write_i64(self.out, *i),
+            Value::BigInt(b) => write_bigint(self.out, b)?,
+            Value::Float(f) => write_float(self.out, *f),
+            Value::Complex(re, im) => write_complex(self.out, *re, *im),
+            Value::Str(s) => write_str_repr(self.out, s),
+            Value::Bytes(b) => {
+                if self.bytes_repr {
+                    write_bytes_repr(self.out, b)
+                } else {
+                    write_bytes_b64(self.out, b)
+                }
+            }
+            Value::Tuple(items) => self.tuple(items, level)?,
+            Value::List(items) => self.list(items, level)?,
+            Value::Set(items) => self.set(items, level)?,
+            Value::Dict(d) => self.dict(d, level)?,
+        }
+        Ok(())
+    }
+
+    fn pad(&mut self, level: usize) {
+        let n = self.out.len() + 2 * level;
+        self.out.resize(n, b' ');
+    }
+
+    /// `ser_builtins_tuple`: `()`, `(x,)`, `(a,b)`; indent mode keeps the one-tuple comma.
+    fn tuple(&mut self, items: &[Value], level: usize) -> Result<()> {
+        if self.indent && !items.is_empty() {
+            self.out.extend_from_slice(b"(\n");
+            for it in items {
+                self.pad(level + 1);
+                self.value(it, level + 1)?;
+                self.out.extend_from_slice(b",\n");
+            }
+            // serpent rstrips the last ",\n" to "," and drops it for more than one item.
+            self.out.truncate(self.out.len() - 2);
+            if items.len() == 1 {
+                self.out.push(b',');
+            }
+            self.out.push(b'\n');
+            self.pad(level);
+            self.out.push(b')');
+        } else {
+            self.out.push(b'(');
+            for (i, it) in items.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                self.value(it, level + 1)?;
+            }
+            if items.len() == 1 {
+                self.out.push(b',');
+            }
+            self.out.push(b')');
+        }
+        Ok(())
+    }
+
+    /// `ser_builtins_list`.
+    fn list(&mut self, items: &[Value], level: usize) -> Result<()> {
+        if self.indent && !items.is_empty() {
+            self.out.extend_from_slice(b"[\n");
+            for it in items {
+                self.pad(level + 1);
+                self.value(it, level + 1)?;
+                self.out.extend_from_slice(b",\n");
+            }
+            self.close_indented(level, b']');
+        } else {
+            self.out.push(b'[');
+            for (i, it) in items.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                self.value(it, level + 1)?;
+            }
+            self.out.push(b']');
+        }
+        Ok(())
+    }
+
+    fn close_indented(&mut self, level: usize, close: u8) {
+        self.out.truncate(self.out.len() - 2); // the last ",\n"
+        self.out.push(b'\n');
+        self.pad(level);
+        self.out.push(close);
+    }
+
+    /// `ser_builtins_set`: the empty set is written as the empty tuple `()`.
+    fn set(&mut self, items: &[Value], level: usize) -> Result<()> {
+        if items.is_empty() {
+            self.out.extend_from_slice(b"()");
+            return Ok(());
+        }
+        if self.indent {
+            let order = sorted_or_original(items.len(), |a, b| py_lt(&items[a], &items[b]));
+            self.out.extend_from_slice(b"{\n");
+            for i in order {
+                self.pad(level + 1);
+                check_key_type(&items[i])?;
+                self.value(&items[i], level + 1)?;
+                self.out.extend_from_slice(b",\n");
+            }
+            self.close_indented(level, b'}');
+        } else {
+            self.out.push(b'{');
+            for (i, it) in items.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                check_key_type(it)?;
+                self.value(it, level + 1)?;
+            }
+            self.out.push(b'}');
+        }
+        Ok(())
+    }
+
+    /// `ser_builtins_dict`: insertion order, `k:v`; indent mode sorts the items.
+    fn dict(&mut self, d: &Dict, level: usize) -> Result<()> {
+        let entries = d.entries();
+        if self.indent && !entries.is_empty() {
+            // sorted(dict.items()) compares (key, value) tuples.
+            let order = sorted_or_original(entries.len(), |a, b| {
+                let (ka, va) = &entries[a];
+                let (kb, vb) = &entries[b];
+                seq_lt(&[ka, va], &[kb, vb])
+            });
+            self.out.extend_from_slice(b"{\n");
+            for i in order {
+                let (k, v) = &entries[i];
+                self.pad(level + 1);
+                check_key_type(k)?;
+                self.value(k, level + 1)?;
+                self.out.extend_from_slice(b": ");
+                self.value(v, level + 1)?;
+                self.out.extend_from_slice(b",\n");
+            }
+            self.close_indented(level, b'}');
+        } else {
+            self.out.push(b'{');
+            for (i, (k, v)) in entries.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                check_key_type(k)?;
+                self.value(k, level + 1)?;
+                self.out.push(b':');
+                self.value(v, level + 1)?;
+            }
+            self.out.push(b'}');
+        }
+        Ok(())
+    }
+}
+
+/// serpent's `_check_hashable_type`: dict keys and set elements must be bool, bytes, str,
+/// tuple or a number; anything else (None, frozenset, ...) is a `TypeError` there.
+fn check_key_type(v: &Value) -> Result<()> {
+    match v {
+        Value::Bool(_)
+        | Value::Bytes(_)
+        | Value::Str(_)
+        | Value::Tuple(_)
+        | Value::Int(_)
+        | Value::BigInt(_)
+        | Value::Float(_)
+        | Value::Complex(..) => Ok(()),
+        other => Err(Error::Unencodable(format!(
+            "one of the keys in a dict or set is not of a primitive hashable type: {}",
+            other.type_name()
+        ))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scalars: Python's repr().
+
+/// `repr(int)` for an i64.
+pub(crate) fn write_i64(out: &mut Vec<u8>, v: i64) {
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[pos..]);
+}
+
+/// `repr(int)` for a big int, refusing more than 4300 digits like CPython.
+fn write_bigint(out: &mut Vec<u8>, b: &BigInt) -> Result<()> {
+    let too_large = || {
+        Error::Unencodable(format!(
+            "Exceeds the limit ({MAX_INT_DIGITS} digits) for integer string conversion"
+        ))
+    };
+    // A number of >= 14286 bits is >= 2^14285 > 10^4300: more than 4300 digits. Checking
+    // first keeps a hostile huge int from costing a quadratic conversion.
+    if b.bits() >= 14286 {
+        return Err(too_large());
+    }
+    let s = b.to_str_radix(10);
+    let digits = s.len() - usize::from(b.is_negative());
+    if digits > MAX_INT_DIGITS {
+        return Err(too_large());
+    }
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+/// `ser_builtins_float`: NaN as a class dict, infinities as `1e30000`, else `repr`.
+fn write_float(out: &mut Vec<u8>, f: f64) {
+    if f.is_nan() {
+        out.extend_from_slice(b"{'__class__':'float','value':'nan'}");
+    } else if f.is_infinite() {
+        out.extend_from_slice(if f > 0.0 { b"1e30000" } else { b"-1e30000" });
+    } else {
+        write_float_repr(out, f);
+    }
+}
+
+/// `ser_builtins_complex` (1.43): a NaN part gives a class dict; otherwise `(re+imj)` with
+/// the `+` only when the imaginary part is non-negative with a clear sign bit.
+fn write_complex(out: &mut Vec<u8>, re: f64, im: f64) {
+    if re.is_nan() || im.is_nan() {
+        out.extend_from_slice(b"{'__class__':'complex','real':");
+        write_float(out, re);
+        out.extend_from_slice(b",'imag':");
+        write_float(out, im);
+        out.push(b'}');
+        return;
+    }
+    out.push(b'(');
+    write_float(out, re);
+    if im >= 0.0 && im.is_sign_positive() {
+        out.push(b'+');
+    }
+    write_float(out, im);
+    out.extend_from_slice(b"j)");
+}
+
+/// A small stack buffer for `{:e}` output.
+struct StackBuf {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl std::fmt::Write for StackBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(std::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Python's `repr(float)` for a finite float: shortest round-trip digits (Rust's `{:e}`
+/// gives the same digits as CPython's `float_repr_style='short'`), laid out positionally
+/// when the decimal exponent is in -4..16, else as `d.ddde+XX`.
+pub(crate) fn write_float_repr(out: &mut Vec<u8>, f: f64) {
+    use std::fmt::Write as _;
+    // Fast path: integral values below 1e16 print as the integer plus ".0" (the digits
+    // are exact, and Python uses positional notation up to exponent 15).
+    if f.fract() == 0.0 && f.abs() < 1e16 && !(f == 0.0 && f.is_sign_negative()) {
+        write_i64(out, f as i64);
+        out.extend_from_slice(b".0");
+        return;
+    }
+    let mut sb = StackBuf {
+        buf: [0; 48],
+        len: 0,
+    };
+    if write!(sb, "{f:e}").is_err() {
+        // Cannot happen (at most 24 bytes); fall back to Rust's own layout.
+        out.extend_from_slice(f.to_string().as_bytes());
+        return;
+    }
+    let s = &sb.buf[..sb.len];
+    let (neg, s) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    let epos = s.iter().position(|&c| c == b'e').unwrap_or(s.len());
+    let mant = &s[..epos];
+    let mut exp: i32 = 0;
+    let mut exp_neg = false;
+    for &c in s.get(epos + 1..).unwrap_or(&[]) {
+        match c {
+            b'-' => exp_neg = true,
+            b'0'..=b'9' => exp = exp * 10 + i32::from(c - b'0'),
+            _ => {}
+        }
+    }
+    if exp_neg {
+        exp = -exp;
+    }
+    let mut digits = [0u8; 24];
+    let mut n = 0;
+    for &c in mant {
+        if c != b'.' && n < digits.len() {
+            digits[n] = c;
+            n += 1;
+        }
+    }
+    let digits = &digits[..n];
+    if neg {
+        out.push(b'-');
+    }
+    if (-4..16).contains(&exp) {
+        if exp >= 0 {
+            let int_len = exp as usize + 1;
+            if n <= int_len {
+                out.extend_from_slice(digits);
+                out.resize(out.len() + (int_len - n), b'0');
+                out.extend_from_slice(b".0");
+            } else {
+                out.extend_from_slice(&digits[..int_len]);
+                out.push(b'.');
+                out.extend_from_slice(&digits[int_len..]);
+            }
+        } else {
+            out.extend_from_slice(b"0.");
+            out.resize(out.len() + (-exp - 1) as usize, b'0');
+            out.extend_from_slice(digits);
+        }
+    } else {
+        out.push(digits[0]);
+        if n > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'e');
+        out.push(if exp < 0 { b'-' } else { b'+' });
+        let e = exp.unsigned_abs();
+        if e < 10 {
+            out.push(b'0');
+        }
+        write_i64(out, i64::from(e));
+    }
+}
+
+/// ASCII bytes a str repr copies unchanged regardless of the chosen quote.
+const fn plain_ascii_table() -> [bool; 128] {
+    let mut t = [false; 128];
+    let mut c = 0x20;
+    while c < 0x7f {
+        t[c] = !matches!(c as u8, b'\\' | b'\'' | b'"');
+        c += 1;
+    }
+    t
+}
+static PLAIN_ASCII: [bool; 128] = plain_ascii_table();
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex(out: &mut Vec<u8>, v: u32, width: u32) {
+    for shift in (0..width).rev() {
+        out.push(HEX[((v >> (shift * 4)) & 0xf) as usize]);
+    }
+}
+
+/// True when CPython's `str.isprintable()` holds for this non-ASCII code point.
+pub(crate) fn is_printable_non_ascii(cp: u32) -> bool {
+    NON_PRINTABLE
+        .binary_search_by(|&(lo, hi)| {
+            if hi < cp {
+                Ordering::Less
+            } else if lo > cp {
+                Ordering::Greater
+            } else {
+                Ordering::Equal
+            }
+        })
+        .is_err()
+}
+
+/// The quote Python's repr picks: `'` unless the text has `'` and no `"`.
+fn pick_quote(b: &[u8]) -> u8 {
+    if b.contains(&b'\'') && !b.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    }
+}
+
+/// Python's `repr(str)` (CPython `unicode_repr`).
+pub(crate) fn write_str_repr(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    let quote = pick_quote(b);
+    out.reserve(b.len() + 2);
+    out.push(quote);
+    let mut run = 0; // start of the pending raw run
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c < 0x80 {
+            if PLAIN_ASCII[c as usize] {
+                i += 1;
+                continue;
+            }
+            out.extend_from_slice(&b[run..i]);
+            match c {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\'' | b'"' => {
+                    if c == quote {
+                        out.push(b'\\');
+                    }
+                    out.push(c);
+                }
+                _ => {
+                    out.extend_from_slice(b"\\x");
+                    push_hex(out, u32::from(c), 2);
+                }
+            }
+            i += 1;
+            run = i;
+        } else {
+            // Valid UTF-8 (it is a &str): decode the scalar from its lead byte.
+            let (cp, len) = if c < 0xE0 {
+                ((u32::from(c & 0x1F) << 6) | u32::from(b[i + 1] & 0x3F), 2)
+            } else if c < 0xF0 {
+                (
+                    (u32::from(c & 0x0F) << 12)
+                        | (u32::from(b[i + 1] & 0x3F) << 6)
+                        | u32::from(b[i + 2] & 0x3F),
+                    3,
+                )
+            } else {
+                (
+                    (u32::from(c & 0x07) << 18)
+                        | (u32::from(b[i + 1] & 0x3F) << 12)
+                        | (u32::from(b[i + 2] & 0x3F) << 6)
+                        | u32::from(b[i + 3] & 0x3F),
+                    4,
+                )
+            };
+            if !is_printable_non_ascii(cp) {
+                out.extend_from_slice(&b[run..i]);
+                if cp <= 0xFF {
+                    out.extend_from_slice(b"\\x");
+                    push_hex(out, cp, 2);
+                } else if cp <= 0xFFFF {
+                    out.extend_from_slice(b"\\u");
+                    push_hex(out, cp, 4);
+                } else {
+                    out.extend_from_slice(b"\\U");
+                    push_hex(out, cp, 8);
+                }
+                run = i + len;
+            }
+            i += len;
+        }
+    }
+    out.extend_from_slice(&b[run..]);
+    out.push(quote);
+}
+
+/// Python's `repr(bytes)` (serpent's `bytes_repr=True`).
+pub(crate) fn write_bytes_repr(out: &mut Vec<u8>, b: &[u8]) {
+    let quote = pick_quote(b);
+    out.reserve(b.len() + 3);
+    out.push(b'b');
+    out.push(quote);
+    for &c in b {
+        match c {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            c if c == quote => {
+                out.push(b'\\');
+                out.push(c);
+            }
+            0x20..=0x7e => out.push(c),
+            _ => {
+                out.extend_from_slice(b"\\x");
+                push_hex(out, u32::from(c), 2);
+            }
+        }
+    }
+    out.push(quote);
+}
+
+/// serpent's default bytes form: `repr({'data': b64, 'encoding': 'base64'})`, with the
+/// spaces of Python's dict repr.
+fn write_bytes_b64(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(b"{'data': '");
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let start = out.len();
+    let len = base64::encoded_len(b.len(), true).unwrap_or(0);
+    out.resize(start + len, 0);
+    match engine.encode_slice(b, &mut out[start..]) {
+        Ok(written) => out.truncate(start + written),
+        Err(_) => {
+            // Only on a length overflow (impossible for an in-memory slice); be correct anyway.
+            out.truncate(start);
+            let mut s = String::new();
+            engine.encode_string(b, &mut s);
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+    out.extend_from_slice(b"', 'encoding': 'base64'}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Python ordering for indent mode's sorted().
+
+/// Python raised `TypeError` comparing two values.
+#[derive(Debug, Clone, Copy)]
+struct Incomparable;
+
+/// Number view for ordering (bool counts as int; complex is unorderable).
+enum OrdNum<'a> {
+    Int(i64),
+    Big(&'a BigInt),
+    Float(f64),
+}
+
+fn ord_num(v: &Value) -> Option<OrdNum<'_>> {
+    Some(match v {
+        Value::Bool(b) => OrdNum::Int(i64::from(*b)),
+        Value::Int(i) => OrdNum::Int(*i),
+        Value::BigInt(b) => OrdNum::Big(b),
+        Value::Float(f) => OrdNum::Float(*f),
+        _ => return None,
+    })
+}
+
+/// Exact comparison of an integer with a float, as CPython's `float_richcompare` does.
+fn cmp_big_float(i: &BigInt, f: f64) -> Option<Ordering> {
+    if f.is_nan() {
+        return None;
+    }
+    if f.is_infinite() {
+        return Some(if f > 0.0 {
+            Ordering::Less
+        } else {
+            Ordering::Greater
+        });
+    }
+    let fl = f.floor();
+    let fi = BigInt::from_f64(fl)?;
+    Some(match i.cmp(&fi) {
+        Ordering::Equal if f > fl => Ordering::Less,
+        o => o,
+    })
+}
+
+fn cmp_i64_float(i: i64, f: f64) -> Option<Ordering> {
+    if f.is_nan() {
+        return None;
+    }
+    // |f| < 2^100 fits i128 exactly once floored; beyond that only the sign matters.
+    const BOUND: f64 = 1.2676506002282294e30;
+    if f >= BOUND {
+        return Some(Ordering::Less);
+    }
+    if f <= -BOUND {
+        return Some(Ordering::Greater);
+    }
+    let fl = f.floor();
+    Some(match i128::from(i).cmp(&(fl as i128)) {
+        Ordering::Equal if f > fl => Ordering::Less,
+        o => o,
+    })
+}
+
+fn cmp_num(a: &OrdNum<'_>, b: &OrdNum<'_>) -> Option<Ordering> {
+    use OrdNum::*;
+    match (a, b) {
+        (Int(x), Int(y)) => Some(x.cmp(y)),
+        (Big(x), Big(y)) => Some(x.cmp(y)),
+        (Int(x), Big(y)) => Some(BigInt::from(*x).cmp(y)),
+        (Big(x), Int(y)) => Some((*x).cmp(&BigInt::from(*y))),
+        (Float(x), Float(y)) => x.partial_cmp(y),
+        (Int(x), Float(y)) => cmp_i64_float(*x, *y),
+        (Float(x), Int(y)) => cmp_i64_float(*y, *x).map(Ordering::reverse),
+        (Big(x), Float(y)) => cmp_big_float(x, *y),
+        (Float(x), Big(y)) => cmp_big_float(y, *x).map(Ordering::reverse),
+    }
+}
+
+/// `PyObject_RichCompareBool(a, b, Py_EQ)`, with structural identity standing in for
+/// CPython's identity shortcut.
+fn same(a: &Value, b: &Value) -> bool {
+    a == b || a.py_eq(b)
+}
+
+/// Python's `a < b`, or `Incomparable` where Python raises `TypeError`.
+fn py_lt(a: &Value, b: &Value) -> Result<bool, Incomparable> {
+    if let (Some(x), Some(y)) = (ord_num(a), ord_num(b)) {
+        return Ok(cmp_num(&x, &y) == Some(Ordering::Less));
+    }
+    match (a, b) {
+        (Value::Str(x), Value::Str(y)) => Ok(x.as_bytes() < y.as_bytes()),
+        (Value::Bytes(x), Value::Bytes(y)) => Ok(x < y),
+        (Value::Tuple(x), Value::Tuple(y)) | (Value::List(x), Value::List(y)) => {
+            let xs: Vec<&Value> = x.iter().collect();
+            let ys: Vec<&Value> = y.iter().collect();
+            seq_lt(&xs, &ys)
+        }
+        // Set `<` is "proper subset".
+        (Value::Set(x), Value::Set(y)) => {
+            Ok(x.len() < y.len() && x.iter().all(|e| y.iter().any(|f| e.py_eq(f))))
+        }
+        _ => Err(Incomparable),
+    }
+}
+
+/// Lexicographic sequence `<` (CPython `tuplerichcompare`): first unequal item decides.
+fn seq_lt(a: &[&Value], b: &[&Value]) -> Result<bool, Incomparable> {
+    for (x, y) in a.iter().zip(b) {
+        if !same(x, y) {
+            return py_lt(x, y);
+        }
+    }
+    Ok(a.len() < b.len())
+}
+
+/// The order in which Python's `sorted()` would yield `n` items compared with `lt`, or the
+/// original order when it would raise `TypeError` (serpent's `except TypeError` fallback).
+///
+/// Follows CPython 3.11's `list.sort` (timsort) closely enough to perform the same
+/// comparisons for fewer than 64 items (one run: `count_run` then binary insertion);
+/// longer inputs merge runs without galloping, which gives the same result whenever the
+/// ordering is consistent.
+fn sorted_or_original(
+    n: usize,
+    lt: impl Fn(usize, usize) -> Result<bool, Incomparable>,
+) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    match timsort(&mut idx, &lt) {
+        Ok(()) => idx,
+        Err(Incomparable) => (0..n).collect(),
+    }
+}
+
+type Lt<'a> = &'a dyn Fn(usize, usize) -> Result<bool, Incomparable>;
+
+fn timsort(v: &mut [usize], lt: Lt<'_>) -> Result<(), Incomparable> {
+    let n = v.len();
+    if n < 2 {
+        return Ok(());
+    }
+    // merge_compute_minrun
+    let minrun = {
+        let (mut m, mut r) = (n, 0);
+        while m >= 64 {
+            r |= m & 1;
+            m >>= 1;
+        }
+        m + r
+    };
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut lo = 0;
+    while lo < n {
+        let (mut run, descending) = count_run(&v[lo..], lt)?;
+        if descending {
+            v[lo..lo + run].reverse();
+        }
+        if run < minrun {
+            let force = minrun.min(n - lo);
+            binary_insertion(&mut v[lo..lo + force], run, lt)?;
+            run = force;
+        }
+        runs.push((lo, run));
+        lo += run;
+    }
+    while runs.len() > 1 {
+        let mut merged = Vec::with_capacity(runs.len().div_ceil(2));
+        for pair in runs.chunks(2) {
+            if let [(a, alen), (_, blen)] = *pair {
+                merge(&mut v[a..a + alen + blen], alen, lt)?;
+                merged.push((a, alen + blen));
+            } else {
+                merged.push(pair[0]);
+            }
+        }
+        runs = merged;
+    }
+    Ok(())
+}
+
+/// CPython 3.11 `count_run`: a non-descending run, or a strictly descending one.
+fn count_run(v: &[usize], lt: Lt<'_>) -> Result<(usize, bool), Incomparable> {
+    if v.len() == 1 {
+        return Ok((1, false));
+    }
+    let mut k = 2;
+    if lt(v[1], v[0])? {
+        while k < v.len() && lt(v[k], v[k - 1])? {
+            k += 1;
+        }
+        Ok((k, true))
+    } else {
+        while k < v.len() && !lt(v[k], v[k - 1])? {
+            k += 1;
+        }
+        Ok((k, false))
+    }
+}
+
+/// CPython `binarysort`: `v[..start]` is sorted; insert the rest one by one.
+fn binary_insertion(v: &mut [usize], start: usize, lt: Lt<'_>) -> Result<(), Incomparable> {
+    for i in start..v.len() {
+        let pivot = v[i];
+        let (mut l, mut r) = (0, i);
+        while l < r {
+            let p = l + ((r - l) >> 1);
+            if lt(pivot, v[p])? {
+                r = p;
+            } else {
+                l = p + 1;
+            }
+        }
+        v[l..=i].rotate_right(1);
+    }
+    Ok(())
+}
+
+/// Stable merge of the sorted halves `v[..mid]` and `v[mid..]`.
+fn merge(v: &mut [usize], mid: usize, lt: Lt<'_>) -> Result<(), Incomparable> {
+    let left: Vec<usize> = v[..mid].to_vec();
+    let right: Vec<usize> = v[mid..].to_vec();
+    let (mut i, mut j, mut k) = (0, 0, 0);
+    while i < left.len() && j < right.len() {
+        if lt(right[j], left[i])? {
+            v[k] = right[j];
+            j += 1;
+        } else {
+            v[k] = left[i];
+            i += 1;
+        }
+        k += 1;
+    }
+    for &x in &left[i..] {
+        v[k] = x;
+        k += 1;
+    }
+    for &x in &right[j..] {
+        v[k] = x;
+        k += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn float(f: f64) -> String {
+        let mut v = Vec::new();
+        write_float_repr(&mut v, f);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn float_repr_layout() {
+        for (f, s) in [
+            (1.0, "1.0"),
+            (0.1, "0.1"),
+            (1e22, "1e+22"),
+            (1.5e-7, "1.5e-07"),
+            (-0.0, "-0.0"),
+            (0.0, "0.0"),
+            (1e16, "1e+16"),
+            (1234567890123456.0, "1234567890123456.0"),
+            (0.0001, "0.0001"),
+            (1e-5, "1e-05"),
+            (5e-324, "5e-324"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (123.456, "123.456"),
+            (1.2345678901234568e16, "1.2345678901234568e+16"),
+        ] {
+            assert_eq!(float(f), s, "{f:e}");
+        }
+    }
+
+    #[test]
+    fn printable_table() {
+        assert!(is_printable_non_ascii(0xE9));
+        assert!(!is_printable_non_ascii(0xA0));
+        assert!(!is_printable_non_ascii(0xAD));
+        assert!(!is_printable_non_ascii(0x2028));
+        assert!(is_printable_non_ascii(0x1F600));
+        assert!(!is_printable_non_ascii(0x10FFFF));
+    }
+
+    #[test]
+    fn python_sort_fallback() {
+        let vals = [Value::Int(3), Value::str("a"), Value::Int(1)];
+        assert_eq!(
+            sorted_or_original(3, |a, b| py_lt(&vals[a], &vals[b])),
+            vec![0, 1, 2]
+        );
+        let vals = [Value::Int(3), Value::Float(2.5), Value::Bool(true)];
+        assert_eq!(
+            sorted_or_original(3, |a, b| py_lt(&vals[a], &vals[b])),
+            vec![2, 1, 0]
+        );
+        let many: Vec<Value> = (0..300).map(|i| Value::Int((i * 7919) % 300)).collect();
+        let order = sorted_or_original(many.len(), |a, b| py_lt(&many[a], &many[b]));
+        let sorted: Vec<i64> = order.iter().map(|&i| many[i].as_i64().unwrap()).collect();
+        assert_eq!(sorted, (0..300).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,65 @@
+//! Serpent: Python literal expressions as Pyro4's default serializer.
+//!
+//! The encoder output is byte-identical to serpent 1.43 `dumps(obj,
+//! module_in_classname=True)` (compact and indent mode) for every value the model holds
+//! (set order aside: a [`Value::Set`] is written in its stored order in compact mode, and
+//! sorted the Python way in indent mode). The parser accepts everything serpent 1.43 emits
+//! and most of what `ast.literal_eval` accepts, with caps on nesting depth and integer
+//! digits; errors give the byte offset.
+//!
+//! The parser is one tokenizer/walker ([`parse_with`]) that feeds a [`Builder`]; the
+//! [`ValueBuilder`] makes [`Value`]s, and other builders (the Python binding) can make
+//! their own objects directly, without an intermediate tree.
+//!
+//! Deliberate differences from `serpent.loads` (= `ast.literal_eval`):
+//! - a string escape that produces a lone surrogate (`'\ud800'`, which Python serpent emits
+//!   for such strings) is an error, since a Rust `String` cannot hold it;
+//! - `\N{...}` named escapes are an error (no Unicode name table here);
+//! - `...` (Ellipsis) is an error: the value model has no Ellipsis.
+
+pub(crate) mod encode;
+mod parse;
+mod unicode_table;
+
+pub use encode::encode_into;
+pub use parse::{parse_with, Builder, ValueBuilder};
+
+use crate::{DecodeLimits, Result, Value};
+
+/// The header line serpent writes before the body.
+pub const HEADER: &[u8] = b"# serpent utf-8 python3.2\n";
+
+/// serpent's `Serializer.maximum_level` on a default CPython
+/// (`min(sys.getrecursionlimit() // 5, 1000)` = 200): a value at a deeper level is refused.
+pub const MAX_LEVEL: usize = 200;
+
+/// Encoder options (serpent's `dumps` keywords).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// serpent's `indent=True`: one item per line, two-space indent, sorted dicts/sets.
+    pub indent: bool,
+    /// serpent's `bytes_repr=True`: bytes as `b'...'` instead of the base64 dict.
+    pub bytes_repr: bool,
+}
+
+/// Encode in compact mode with the header line.
+pub fn to_vec(value: &Value) -> Result<Vec<u8>> {
+    to_vec_with(value, &EncodeOptions::default())
+}
+
+/// Encode with options, header line included.
+pub fn to_vec_with(value: &Value, options: &EncodeOptions) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(128);
+    encode_into(value, options, &mut out)?;
+    Ok(out)
+}
+
+/// Parse with default limits.
+pub fn from_slice(bytes: &[u8]) -> Result<Value> {
+    from_slice_with(bytes, &DecodeLimits::default())
+}
+
+/// Parse within `limits`.
+pub fn from_slice_with(bytes: &[u8], limits: &DecodeLimits) -> Result<Value> {
+    parse_with(bytes, limits, &mut ValueBuilder)
+}
