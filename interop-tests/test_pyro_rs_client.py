@@ -1,0 +1,429 @@
+"""pyro_rs client (Rust runtime underneath) against real Pyro4 4.82 daemons and name servers."""
+
+import copy  # noqa: I001
+import math
+import datetime
+import decimal
+import pickle
+import sys
+import threading
+import time
+import uuid
+
+import pyro_rs
+import pyro_rs.util
+import pytest
+from pyro_rs import _native, errors
+
+SERIALIZERS = ["serpent", "json", "marshal"]
+
+
+@pytest.fixture(params=SERIALIZERS)
+def proxy(request, pyro4_server):
+    p = pyro_rs.Proxy(pyro4_server)
+    p._pyroSerializer = request.param
+    p._pyroTimeout = 15.0
+    yield p
+    p._pyroRelease()
+
+
+COMMON_VALUES = [None, True, False, 0, -1, 2 ** 62, 2 ** 100, -(10 ** 80), 1.5, -0.0, float("inf"), "",
+                 "h\xe9llo \u20ac \U0001F600", [1, [2, [3]]], {"a": 1, "b": [1, 2]}, {"nested": {"x": None}}]
+
+
+@pytest.mark.parametrize("value", COMMON_VALUES, ids=repr)
+def test_values_roundtrip_every_serializer(proxy, value):
+    result = proxy.echo(value)
+    assert result == value and type(result) is type(value)
+
+
+def test_serpent_specific_values(pyro4_server):
+    with pyro_rs.Proxy(pyro4_server) as p:
+        assert p.echo((1, "a")) == (1, "a")
+        assert p.echo({1, 2, 3}) == {1, 2, 3}
+        assert p.echo(frozenset({"x"})) == {"x"}
+        assert p.echo(3 - 4j) == 3 - 4j
+        assert p.echo({(1, 2): "t", 5: "i"}) == {(1, 2): "t", 5: "i"}
+        assert p.echo(b"\x00bin") == {"data": "AGJpbg==", "encoding": "base64"}  # serpent's bytes dict
+        assert pyro_rs.serpent.tobytes(p.echo(b"\x00bin")) == b"\x00bin"
+        assert p.echo(decimal.Decimal("1.25")) == "1.25"
+        assert p.echo(datetime.date(2020, 1, 2)) == "2020-01-02"
+        u = uuid.uuid4()
+        assert p.echo(u) == str(u)
+        nan = p.echo(float("nan"))
+        assert math.isnan(nan)
+        assert p.types([1]) == "list" and p.types((1,)) == "tuple"
+        assert p.echo(1, 2, key="v") == ((1, 2), {"key": "v"})
+
+
+def test_marshal_and_json_specifics(pyro4_server):
+    with pyro_rs.Proxy(pyro4_server) as p:
+        p._pyroSerializer = "marshal"
+        assert p.echo(b"raw") == b"raw"
+        assert p.echo((1, 2)) == (1, 2)
+        assert p.echo({1, 2}) == {1, 2}
+        p._pyroSerializer = "json"
+        assert p.echo((1, 2)) == [1, 2]
+        assert p.echo(decimal.Decimal("2.5")) == "2.5"
+
+
+def test_uri_and_proxy_cross_the_wire_as_pyro4_classes(proxy):
+    uri = proxy.uri()
+    assert isinstance(uri, pyro_rs.URI) and str(uri) == "PYRO:other@127.0.0.1:1234"
+    remote_proxy = proxy.proxy()
+    assert isinstance(remote_proxy, pyro_rs.Proxy)
+    assert remote_proxy._pyroUri == uri and remote_proxy._pyroMethods == {"m1"}
+    # Sent back, Pyro4 rebuilds its own URI (it echoes it, and we rebuild ours).
+    assert proxy.echo(uri) == uri
+    assert proxy.types(uri) == "URI"
+    assert proxy.types(remote_proxy) == "Proxy"
+
+
+def test_remote_exception_real_class_with_traceback(proxy):
+    with pytest.raises(ValueError) as info:
+        proxy.fail("value")
+    assert info.value.args == ("bad value", 3)
+    tb = "".join(info.value._pyroTraceback)
+    assert "raise ValueError" in tb
+    text = "".join(pyro_rs.util.getPyroTraceback(info.type, info.value, info.tb))
+    assert "+--- This exception occured remotely (Pyro) - Remote traceback:" in text
+    assert "raise ValueError" in text
+    with pytest.raises(ZeroDivisionError):
+        proxy.fail("zero")
+    with pytest.raises(KeyError):
+        proxy.fail("other")
+
+
+def test_remote_pyro_error_is_pyro_rs_class(proxy):
+    with pytest.raises(errors.NamingError) as info:
+        proxy.fail("naming")
+    assert type(info.value) is errors.NamingError
+    assert isinstance(info.value, errors.PyroError)
+    assert info.value._pyroTraceback
+
+
+def test_unknown_remote_classes_refused_like_pyro4(proxy):
+    # The server's classes live in __main__: Pyro4 refuses such names with SecurityError.
+    with pytest.raises(errors.SecurityError, match="double underscores"):
+        proxy.fail("custom")
+    if proxy._pyroSerializer == "serpent":
+        with pytest.raises(errors.SecurityError, match="double underscores"):
+            proxy.unknown()
+    else:
+        # Pyro4's class_to_dict on Python 3.11 takes object.__getstate__(): no class name.
+        assert proxy.unknown() == {"x": 1}
+    hook = pyro_rs.util.SerpentSerializer().dict_to_class
+    with pytest.raises(errors.SerializeError, match="unsupported serialized class: mymod.Thing"):
+        hook({"__class__": "mymod.Thing", "x": 1})
+    with pytest.raises(errors.SerializeError, match="unsupported serialized class: mymod.MyError"):
+        hook({"__class__": "mymod.MyError", "__exception__": True, "args": (), "attributes": {}})
+
+
+def test_excepthook_prints_remote_traceback(proxy, capsys):
+    try:
+        proxy.fail("value")
+    except ValueError:
+        pyro_rs.util.excepthook(*sys.exc_info())
+    err = capsys.readouterr().err
+    assert "Remote traceback" in err and "bad value" in err
+
+
+def test_oneway_returns_at_once(proxy):
+    proxy.set_later(None)
+    time.sleep(0.5)
+    start = time.monotonic()
+    assert proxy.set_later("done") is None
+    assert time.monotonic() - start < 0.25
+    deadline = time.monotonic() + 5
+    while proxy.get_last() != "done":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "set_later" in proxy._pyroOneway
+
+
+def test_batch(proxy):
+    b = pyro_rs.batch(proxy)
+    b.echo(1)
+    b.echo("two")
+    if proxy._pyroSerializer != "marshal":  # Pyro4 cannot marshal its _ExceptionWrapper
+        b.fail("value")
+    b.echo(4)
+    results = b()
+    assert next(results) == 1
+    assert next(results) == "two"
+    if proxy._pyroSerializer != "marshal":
+        with pytest.raises(ValueError):
+            next(results)
+    else:
+        assert list(results) == [4]
+    b.echo(5)
+    assert b(oneway=True) is None
+
+
+def test_streaming(proxy):
+    assert list(proxy.generator(5)) == [0, 10, 20, 30, 40]
+    it = proxy.generator(100)
+    assert next(it) == 0
+    it.close()
+    assert proxy.echo("after") == "after"
+
+
+def test_attributes_via_metadata(proxy):
+    proxy.value = 42
+    assert proxy.value == 42
+    proxy.value = 7
+    assert proxy.value == 7
+    assert "value" in proxy._pyroAttrs and "echo" in proxy._pyroMethods
+    with pytest.raises(AttributeError):
+        _ = proxy.no_such_thing
+    with pytest.raises(AttributeError):
+        proxy.no_such_attr = 1
+
+
+def test_timeout(pyro4_server):
+    with pyro_rs.Proxy(pyro4_server) as p:
+        p._pyroTimeout = 0.3
+        with pytest.raises(errors.TimeoutError):
+            p.slow(2)
+        assert p._pyroConnection is None  # released after a communication error
+        p._pyroTimeout = 5
+        assert p.echo("again") == "again"
+
+
+def test_max_retries_and_reconnect(pyro4_server):
+    with pyro_rs.Proxy(pyro4_server) as p:
+        assert p._pyroBind() is True
+        assert p._pyroBind() is False
+        p._pyroReconnect(tries=2)
+        assert p.echo(1) == 1
+        p._pyroMaxRetries = 1
+        assert p.echo(2) == 2
+
+
+def test_handshake_validation_and_annotations(pyro4_server):
+    seen = {}
+
+    class MyProxy(pyro_rs.Proxy):
+        def _pyroValidateHandshake(self, response):
+            seen["handshake"] = response
+
+        def _pyroAnnotations(self):
+            return {"XCLT": b"from-client"}
+
+        def _pyroResponseAnnotations(self, annotations, msgtype):
+            seen.setdefault("responses", []).append((msgtype, dict(annotations)))
+
+    with MyProxy(pyro4_server) as p:
+        p._pyroHandshake = "let me in"
+        assert pyro_rs.serpent.tobytes(p.annotations()["XCLT"]) == b"from-client"
+        assert seen["handshake"] == "welcome"
+        msgtypes = [m for m, _ in seen["responses"]]
+        assert pyro_rs.message.MSG_RESULT in msgtypes
+        last = seen["responses"][-1][1]
+        assert last["XTRA"] == b"from-daemon" and last["ECHO"] == b"from-client"
+        assert pyro_rs.current_context.response_annotations["XTRA"] == b"from-daemon"
+
+    with pyro_rs.Proxy(pyro4_server) as p:
+        p._pyroHandshake = "wrong"
+        with pytest.raises(errors.CommunicationError, match="handshake refused"):
+            p._pyroBind()
+
+    class Refusing(pyro_rs.Proxy):
+        def _pyroValidateHandshake(self, response):
+            raise errors.SecurityError("do not like " + repr(response))
+
+    with Refusing(pyro4_server) as p:
+        with pytest.raises(errors.SecurityError):
+            p._pyroBind()
+        assert p._pyroConnection is None
+
+
+def test_correlation_id_and_context_annotations(pyro4_server):
+    with pyro_rs.Proxy(pyro4_server) as p:
+        pyro_rs.current_context.annotations = {"XCLT": b"ctx"}
+        assert pyro_rs.serpent.tobytes(p.annotations()["XCLT"]) == b"ctx"
+        pyro_rs.current_context.correlation_id = uuid.UUID(int=5)
+        try:
+            assert pyro_rs.serpent.tobytes(p.annotations()["CORR"]) == uuid.UUID(int=5).bytes
+        finally:
+            pyro_rs.current_context.correlation_id = None
+
+
+def test_hmac_mismatch_is_a_communication_error(pyro4_server):
+    with pyro_rs.Proxy(pyro4_server) as p:
+        p._pyroHmacKey = "secret"
+        with pytest.raises(errors.CommunicationError):
+            p.echo(1)
+
+
+def test_pickle_and_copy(pyro4_server):
+    p = pyro_rs.Proxy(pyro4_server)
+    p._pyroHandshake = "hello"
+    assert p.echo(1) == 1
+    p2 = pickle.loads(pickle.dumps(p))
+    assert p2 == p and p2._pyroConnection is None and p2._pyroMethods == p._pyroMethods
+    p3 = copy.copy(p)
+    assert p3 == p and p3._pyroConnection is None
+    assert p2.echo(2) == 2 and p3.echo(3) == 3
+    for q in (p, p2, p3):
+        q._pyroRelease()
+
+
+def test_threads_share_a_proxy_and_gil_is_released(pyro4_server):
+    p = pyro_rs.Proxy(pyro4_server)
+    p._pyroBind()
+    counter = {"n": 0}
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            counter["n"] += 1
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        before = counter["n"]
+        assert p.slow(1.0) == "slept 1.0"
+        progressed = counter["n"] - before
+    finally:
+        stop.set()
+        spinner.join()
+    assert progressed > 1000, progressed  # the other thread ran during the remote call
+
+    results = []
+
+    def worker(i):
+        results.append(p.echo(i))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == list(range(8))
+    p._pyroRelease()
+
+
+def test_asyncproxy(pyro4_server):
+    with pyro_rs.Proxy(pyro4_server) as p:
+        pyro_rs.asyncproxy(p)
+        fut = p.echo(5)
+        assert fut.wait(10) and fut.value == 5
+        bad = p.fail("value")
+        with pytest.raises(ValueError):
+            _ = bad.value
+
+
+def test_name_server_with_metadata(pyro4_nameserver, pyro4_server):
+    host, port = pyro4_nameserver
+    ns = pyro_rs.locateNS(host, port)
+    ns.register("test.thing", pyro4_server, metadata={"blue", "fast"})
+    ns.register("test.other", "PYRO:other@127.0.0.1:1", metadata={"blue"})
+    uri = ns.lookup("test.thing")
+    assert isinstance(uri, pyro_rs.URI) and str(uri) == pyro4_server
+    uri2, meta = ns.lookup("test.thing", return_metadata=True)
+    assert uri2 == uri and set(meta) == {"blue", "fast"}
+    assert set(ns.list(metadata_all={"blue"})) == {"test.thing", "test.other"}
+    assert set(ns.list(metadata_any={"fast"})) == {"test.thing"}
+    assert set(ns.list(prefix="test.")) == {"test.thing", "test.other"}
+    with pytest.raises(errors.NamingError):
+        ns.lookup("no.such.name")
+    with pyro_rs.Proxy("PYRONAME:test.thing@%s:%d" % (host, port)) as p:  # noqa: UP031
+        assert p.echo("via name") == "via name"
+        assert p._pyroBind() is False  # already connected: Pyro4 keeps the PYRONAME uri
+        assert p._pyroUri.protocol == "PYRONAME"
+    with pyro_rs.Proxy("PYRONAME:test.thing@%s:%d" % (host, port)) as p:  # noqa: UP031
+        assert p._pyroBind() is True
+        assert p._pyroUri == uri
+    with pyro_rs.Proxy("PYROMETA:fast@%s:%d" % (host, port)) as p:  # noqa: UP031
+        assert p.echo("via meta") == "via meta"
+    assert pyro_rs.resolve("PYRONAME:test.thing@%s:%d" % (host, port)) == uri  # noqa: UP031
+    ns._pyroRelease()
+
+
+def test_unreachable_and_bad_uris():
+    with pytest.raises(errors.CommunicationError):
+        pyro_rs.Proxy("PYRO:x@127.0.0.1:1").echo(1)
+    with pytest.raises(errors.NamingError):
+        pyro_rs.locateNS("127.0.0.1", 1)
+    for bad in ("", "PYRO:x", "FOO:x@h:1", "PYRO:x@h:notaport"):
+        with pytest.raises(errors.PyroError):
+            pyro_rs.URI(bad)
+
+
+def test_bad_arguments_give_exceptions_not_crashes(pyro4_server):
+    with pyro_rs.Proxy(pyro4_server) as p:
+        loop = []
+        loop.append(loop)
+        with pytest.raises(ValueError):
+            p.echo(loop)
+        with pytest.raises(TypeError):
+            p.echo(range(3))
+        p._pyroSerializer = "nope"
+        with pytest.raises(errors.SerializeError):
+            p.echo(1)
+        p._pyroSerializer = None
+        assert p.echo("ok") == "ok"
+
+
+def test_every_runtime_error_variant_maps_to_its_class():
+    expected = {
+        "Pyro": errors.PyroError, "Communication": errors.CommunicationError,
+        "ConnectionClosed": errors.ConnectionClosedError, "Timeout": errors.TimeoutError,
+        "Protocol": errors.ProtocolError, "MessageTooLarge": errors.MessageTooLargeError,
+        "Naming": errors.NamingError, "Daemon": errors.DaemonError, "Security": errors.SecurityError,
+        "Serialize": errors.SerializeError, "Attribute": AttributeError, "Config": ValueError,
+        "Remote": ValueError,
+    }
+    assert set(_native.RUNTIME_ERROR_VARIANTS) == set(expected)
+    hook = pyro_rs.util.SerpentSerializer().dict_to_class
+    for variant, cls in expected.items():
+        with pytest.raises(cls) as info:
+            _native._raise_runtime_error(variant, "msg " + variant, hook)
+        assert type(info.value) is cls
+        assert "msg " + variant in str(info.value)
+    with pytest.raises(ValueError) as info:
+        _native._raise_runtime_error("Remote", "x", hook)
+    assert info.value._pyroTraceback == ["remote tb line\n"]
+
+
+def test_error_hierarchy_matches_pyro4():
+    import Pyro4.errors
+    for name in Pyro4.errors.__dict__:
+        theirs = getattr(Pyro4.errors, name)
+        if isinstance(theirs, type) and issubclass(theirs, Exception):
+            ours = getattr(errors, name)
+            assert [c.__name__ for c in ours.__mro__] == [c.__name__ for c in theirs.__mro__]
+
+
+def test_config_items_and_environment(monkeypatch):
+    import Pyro4.configuration
+    ours = pyro_rs.configuration.Configuration()
+    theirs = Pyro4.configuration.Configuration()
+    assert set(ours.asDict()) == set(theirs.asDict())
+    assert ours.asDict() == theirs.asDict()
+    monkeypatch.setenv("PYRO_COMMTIMEOUT", "2.5")
+    monkeypatch.setenv("PYRO_METADATA", "off")
+    monkeypatch.setenv("PYRO_SERIALIZERS_ACCEPTED", "json,marshal")
+    ours.reset()
+    assert ours.COMMTIMEOUT == 2.5 and ours.METADATA is False and ours.SERIALIZERS_ACCEPTED == {"json", "marshal"}
+    monkeypatch.setenv("PYRO_METADATA", "maybe")
+    with pytest.raises(ValueError):
+        ours.reset()
+    assert "Currently active configuration settings:" in pyro_rs.config.dump()
+
+
+def test_uri_like_pyro4():
+    import Pyro4
+    for text in ["PYRO:obj@localhost:9999", "pyro:obj@[::1]:5", "PYRO:obj@./u:/tmp/sock", "PYRONAME:name",
+                 "PYRONAME:name@host", "PYROMETA:a,b@host:1"]:
+        ours, theirs = pyro_rs.URI(text), Pyro4.URI(text)
+        assert ours.__getstate__() == theirs.__getstate__()
+        if ours.protocol != "PYROMETA":
+            assert str(ours) == str(theirs)
+        assert ours.location == theirs.location
+    u = pyro_rs.URI("PYRO:obj@localhost:9999")
+    assert u == pyro_rs.URI(u) and hash(u) == hash(pyro_rs.URI(str(u)))
+    assert pickle.loads(pickle.dumps(u)) == u
+    assert pyro_rs.serpent.dumps(u, module_in_classname=True) == Pyro4.util.get_serializer("serpent").dumps(
+        Pyro4.URI(str(u)))

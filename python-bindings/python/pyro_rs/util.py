@@ -1,0 +1,411 @@
+"""Pyro4's ``util``: remote tracebacks, and the class/dict registries of the serializers.
+
+The serializers themselves are Rust; what lives here is what Pyro4 lets users change:
+``register_class_to_dict`` / ``register_dict_to_class``, type replacements, and the
+conversion hooks the Rust conversion calls for objects that are not plain builtins.
+"""
+
+import array
+import builtins
+import datetime
+import decimal
+import inspect
+import linecache
+import logging
+import sys
+import traceback
+import uuid
+
+from pyro_rs import errors, serpent
+from pyro_rs.configuration import config
+
+log = logging.getLogger("pyro_rs.util")
+
+__all__ = [
+    "SerializerBase",
+    "excepthook",
+    "formatTraceback",
+    "getPyroTraceback",
+    "get_serializer",
+    "get_serializer_by_id",
+]
+
+
+def getPyroTraceback(ex_type=None, ex_value=None, ex_tb=None):
+    """The traceback lines of an exception, with the remote traceback (``_pyroTraceback``)
+    of a Pyro remote exception appended in Pyro4's frame."""
+
+    def format_remote(remote_tb_lines):
+        result = [" +--- This exception occured remotely (Pyro) - Remote traceback:"]
+        for line in remote_tb_lines:
+            line = line.removesuffix("\n")
+            for line2 in line.split("\n"):
+                result.append("\n | ")
+                result.append(line2)
+        result.append("\n +--- End of remote traceback\n")
+        return result
+
+    try:
+        if ex_type is not None and ex_value is None and ex_tb is None and type(ex_type) is not type:
+            raise TypeError("invalid argument: ex_type should be an exception type, "
+                            "or just supply no arguments at all")
+        if ex_type is None and ex_tb is None:
+            ex_type, ex_value, ex_tb = sys.exc_info()
+        remote_tb = getattr(ex_value, "_pyroTraceback", None)
+        local_tb = formatTraceback(ex_type, ex_value, ex_tb, config.DETAILED_TRACEBACK)
+        if remote_tb:
+            return local_tb + format_remote(remote_tb)
+        return local_tb
+    finally:
+        del ex_type, ex_value, ex_tb
+
+
+def formatTraceback(ex_type=None, ex_value=None, ex_tb=None, detailed=False):
+    """Format a traceback; ``detailed`` adds the local variables of each frame."""
+    if ex_type is not None and ex_value is None and ex_tb is None and type(ex_type) is not type:
+        raise TypeError("invalid argument: ex_type should be an exception type, "
+                        "or just supply no arguments at all")
+    if ex_type is None and ex_tb is None:
+        ex_type, ex_value, ex_tb = sys.exc_info()
+    if not detailed:
+        return traceback.format_exception(ex_type, ex_value, ex_tb)
+
+    def value_text(value):
+        try:
+            return repr(value)
+        except Exception:  # noqa: BLE001
+            try:
+                return str(value)
+            except Exception:  # noqa: BLE001
+                return "<ERROR>"
+
+    try:
+        result = ["-" * 52 + "\n", f" EXCEPTION {ex_type}: {ex_value}\n",
+                  " Extended stacktrace follows (most recent call last)\n"]
+        skip_locals = True
+        while ex_tb:
+            frame = ex_tb.tb_frame
+            filename = frame.f_code.co_filename
+            if "self" in frame.f_locals:
+                location = "{}.{}".format(frame.f_locals["self"].__class__.__name__, frame.f_code.co_name)
+            else:
+                location = frame.f_code.co_name
+            result.append("-" * 52 + "\n")
+            result.append("File \"%s\", line %d, in %s\n" % (filename, ex_tb.tb_lineno, location))  # noqa: UP031
+            result.append("Source code:\n")
+            result.append("    " + linecache.getline(filename, ex_tb.tb_lineno).strip() + "\n")
+            if not skip_locals:
+                names = set(frame.f_code.co_varnames) | set(frame.f_code.co_names)
+                result.append("Local values:\n")
+                for name in sorted(names):
+                    if name in frame.f_locals:
+                        value = frame.f_locals[name]
+                        result.append(f"    {name} = {value_text(value)}\n")
+            skip_locals = False
+            ex_tb = ex_tb.tb_next
+        result.append("-" * 52 + "\n")
+        result.append(f" EXCEPTION {ex_type}: {ex_value}\n")
+        result.append("-" * 52 + "\n")
+        return result
+    except Exception:  # noqa: BLE001
+        return ["-" * 52 + "\nError building extended traceback!!! :\n",
+                "".join(traceback.format_exception(*sys.exc_info())) + "-" * 52 + "\n",
+                "Original Exception follows:\n",
+                "".join(traceback.format_exception(ex_type, ex_value, ex_tb))]
+
+
+def excepthook(ex_type, ex_value, ex_tb):
+    """A ``sys.excepthook`` that prints remote Pyro tracebacks too."""
+    sys.stderr.write("".join(getPyroTraceback(ex_type, ex_value, ex_tb)))
+
+
+all_exceptions = {}
+for _name, _t in vars(builtins).items():
+    if type(_t) is type and issubclass(_t, BaseException):
+        all_exceptions[_name] = _t
+for _name, _t in vars(errors).items():
+    if type(_t) is type and issubclass(_t, errors.PyroError):
+        all_exceptions[_name] = _t
+
+
+def _pyro_error_to_dict(exc):
+    # pyro_rs errors travel under Pyro4's module name so Pyro4 peers rebuild their own.
+    return {
+        "__class__": "Pyro4.errors." + type(exc).__name__,
+        "__exception__": True,
+        "args": exc.args,
+        "attributes": vars(exc),
+    }
+
+
+class SerializerBase:
+    """The serializer registries and class conversions of Pyro4 (``SerializerBase``)."""
+    _custom_class_to_dict_registry = {}  # noqa: RUF012
+    _custom_dict_to_class_registry = {}  # noqa: RUF012
+    serializer_id = 0
+    name = "?"
+
+    @classmethod
+    def register_type_replacement(cls, object_type, replacement_function):
+        raise NotImplementedError("implement in subclass")
+
+    @classmethod
+    def register_class_to_dict(cls, clazz, converter, serpent_too=True):
+        """``converter(obj) -> dict`` for objects of ``clazz`` (and serpent too)."""
+        SerializerBase._custom_class_to_dict_registry[clazz] = converter
+        if serpent_too:
+            def serpent_converter(obj, serializer, stream, level):
+                serializer.ser_builtins_dict(converter(obj), stream, level)
+            serpent.register_class(clazz, serpent_converter)
+
+    @classmethod
+    def unregister_class_to_dict(cls, clazz):
+        SerializerBase._custom_class_to_dict_registry.pop(clazz, None)
+        serpent.unregister_class(clazz)
+
+    @classmethod
+    def register_dict_to_class(cls, classname, converter):
+        """``converter(classname, dict) -> object`` for dicts with that ``__class__``."""
+        SerializerBase._custom_dict_to_class_registry[classname] = converter
+
+    @classmethod
+    def unregister_dict_to_class(cls, classname):
+        SerializerBase._custom_dict_to_class_registry.pop(classname, None)
+
+    @classmethod
+    def class_to_dict(cls, obj):
+        """A dict for an object the serializer cannot write itself (Pyro4's rules)."""
+        for clazz, converter in SerializerBase._custom_class_to_dict_registry.items():
+            if isinstance(obj, clazz):
+                return converter(obj)
+        if type(obj) in (set, dict, tuple, list):
+            raise ValueError("can't serialize type " + str(obj.__class__) + " into a dict")
+        if hasattr(obj, "_pyroDaemon"):
+            obj._pyroDaemon = None
+        if isinstance(obj, BaseException):
+            return {
+                "__class__": obj.__class__.__module__ + "." + obj.__class__.__name__,
+                "__exception__": True,
+                "args": obj.args,
+                "attributes": vars(obj),
+            }
+        try:
+            value = obj.__getstate__()
+        except AttributeError:
+            pass
+        else:
+            if isinstance(value, dict):
+                return value
+        try:
+            value = dict(vars(obj))
+            value["__class__"] = obj.__class__.__module__ + "." + obj.__class__.__name__
+            return value
+        except TypeError:
+            if hasattr(obj, "__slots__"):
+                value = {slot: getattr(obj, slot) for slot in obj.__slots__}
+                value["__class__"] = obj.__class__.__module__ + "." + obj.__class__.__name__
+                return value
+            raise errors.SerializeError("don't know how to serialize class " + str(obj.__class__) +
+                                        " using serializer " + str(cls.__name__) +
+                                        ". Give it vars() or an appropriate __getstate__")
+
+    @classmethod
+    def dict_to_class(cls, data):
+        """Rebuild an object from a class dict; only a fixed set of classes (Pyro4's rule)."""
+        from pyro_rs import core, futures
+        classname = data.get("__class__", "<unknown>")
+        if isinstance(classname, bytes):
+            classname = classname.decode("utf-8")
+        if classname == "float" and "value" in data:
+            return float(data["value"])  # serpent's NaN
+        if classname in SerializerBase._custom_dict_to_class_registry:
+            return SerializerBase._custom_dict_to_class_registry[classname](classname, data)
+        if "__" in classname:
+            raise errors.SecurityError(
+                "refused to deserialize types with double underscores in their name: " + classname)
+        for prefix in ("Pyro4.core.", "pyro_rs.core."):
+            if classname.startswith(prefix):
+                short = classname[len(prefix):]
+                if short in ("URI", "Proxy") or (short == "Daemon" and hasattr(core, "Daemon")):
+                    target = getattr(core, short)
+                    obj = target.__new__(target)
+                    obj.__setstate_from_dict__(data["state"])
+                    return obj
+        for prefix in ("Pyro4.errors.", "pyro_rs.errors."):
+            if classname.startswith(prefix):
+                errortype = getattr(errors, classname[len(prefix):], None)
+                if isinstance(errortype, type) and issubclass(errortype, errors.PyroError):
+                    return SerializerBase.make_exception(errortype, data)
+        if classname in ("Pyro4.futures._ExceptionWrapper", "pyro_rs.futures._ExceptionWrapper"):
+            ex = data["exception"]
+            if isinstance(ex, dict) and "__class__" in ex:
+                ex = SerializerBase.dict_to_class(ex)
+            return futures._ExceptionWrapper(ex)
+        if data.get("__exception__", False):
+            if classname in all_exceptions:
+                return SerializerBase.make_exception(all_exceptions[classname], data)
+            namespace, _, short = classname.partition(".")
+            if namespace in ("builtins", "exceptions"):
+                exceptiontype = getattr(builtins, short, None)
+                if isinstance(exceptiontype, type) and issubclass(exceptiontype, BaseException):
+                    return SerializerBase.make_exception(exceptiontype, data)
+            elif namespace == "sqlite3" and short.endswith("Error"):
+                import sqlite3
+                exceptiontype = getattr(sqlite3, short, None)
+                if isinstance(exceptiontype, type) and issubclass(exceptiontype, BaseException):
+                    return SerializerBase.make_exception(exceptiontype, data)
+        log.warning("unsupported serialized class: " + classname)
+        raise errors.SerializeError("unsupported serialized class: " + classname)
+
+    @staticmethod
+    def make_exception(exceptiontype, data):
+        ex = exceptiontype(*data["args"])
+        if "attributes" in data:
+            for attr, value in data["attributes"].items():
+                setattr(ex, attr, value)
+        return ex
+
+    def recreate_classes(self, literal):
+        t = type(literal)
+        if t is set:
+            return {self.recreate_classes(x) for x in literal}
+        if t is list:
+            return [self.recreate_classes(x) for x in literal]
+        if t is tuple:
+            return tuple(self.recreate_classes(x) for x in literal)
+        if t is dict:
+            if "__class__" in literal:
+                return self.dict_to_class(literal)
+            return {k: self.recreate_classes(v) for k, v in literal.items()}
+        return literal
+
+    # ---- the hooks the Rust conversion calls --------------------------------------
+    #: Builtin subclasses (namedtuple, defaultdict ...) count as their base type.
+    subclass_as_base = True
+
+    def replace(self, obj):
+        """Replacement (made of builtins) for an object the Rust conversion does not know."""
+        return self.class_to_dict(obj)
+
+    def __eq__(self, other):
+        return isinstance(other, SerializerBase) and vars(self) == vars(other)
+
+    __hash__ = object.__hash__
+
+
+class SerpentSerializer(SerializerBase):
+    """serpent (id 1), the Rust codec. Unknown objects get exactly serpent's treatment
+    (``dumps(obj, module_in_classname=True)``, registered classes included)."""
+    serializer_id = 1
+    name = "serpent"
+    subclass_as_base = False
+
+    def replace(self, obj):
+        return serpent.loads(serpent.dumps(obj, module_in_classname=True))
+
+    def dumps(self, data):
+        return serpent.dumps(data, module_in_classname=True)
+
+    def loads(self, data):
+        return self.recreate_classes(serpent.loads(data))
+
+    @classmethod
+    def register_type_replacement(cls, object_type, replacement_function):
+        def custom_serializer(obj, serpent_serializer, outputstream, indentlevel):
+            replaced = replacement_function(obj)
+            if replaced is obj:
+                serpent_serializer.ser_default_class(replaced, outputstream, indentlevel)
+            else:
+                serpent_serializer._serialize(replaced, outputstream, indentlevel)
+        if object_type is type or not inspect.isclass(object_type):
+            raise ValueError("refusing to register replacement for a non-type or the type 'type' itself")
+        serpent.register_class(object_type, custom_serializer)
+
+
+class JsonSerializer(SerializerBase):
+    """json (id 2), the Rust codec with Pyro4's ``default`` hook."""
+    serializer_id = 2
+    name = "json"
+    _type_replacements = {}  # noqa: RUF012
+
+    def replace(self, obj):
+        replacer = self._type_replacements.get(type(obj), None)
+        if replacer:
+            obj = replacer(obj)
+        if isinstance(obj, set):
+            return tuple(obj)
+        if isinstance(obj, uuid.UUID):
+            return str(obj)
+        if isinstance(obj, (datetime.datetime, datetime.date)):
+            return obj.isoformat()
+        if isinstance(obj, decimal.Decimal):
+            return str(obj)
+        if isinstance(obj, array.array):
+            if obj.typecode == "u":
+                return obj.tounicode()
+            return obj.tolist()
+        return self.class_to_dict(obj)
+
+    @classmethod
+    def register_type_replacement(cls, object_type, replacement_function):
+        if object_type is type or not inspect.isclass(object_type):
+            raise ValueError("refusing to register replacement for a non-type or the type 'type' itself")
+        cls._type_replacements[object_type] = replacement_function
+
+
+class MarshalSerializer(SerializerBase):
+    """marshal (id 3), the Rust codec with Pyro4's marshallable conversion."""
+    serializer_id = 3
+    name = "marshal"
+
+    def replace(self, obj):
+        if isinstance(obj, array.array):
+            if obj.typecode == "u":
+                return obj.tounicode()
+            return obj.tolist()
+        return self.class_to_dict(obj)
+
+    @classmethod
+    def class_to_dict(cls, obj):
+        if isinstance(obj, uuid.UUID):
+            return str(obj)
+        return super().class_to_dict(obj)
+
+    @classmethod
+    def register_type_replacement(cls, object_type, replacement_function):
+        pass  # marshal has no per-type hooks, as in Pyro4
+
+
+_serializers = {}
+_serializers_by_id = {}
+for _ser in (SerpentSerializer(), JsonSerializer(), MarshalSerializer()):
+    _serializers[_ser.name] = _ser
+    _serializers_by_id[_ser.serializer_id] = _ser
+del _ser
+
+
+def get_serializer(name):
+    try:
+        return _serializers[name]
+    except KeyError:
+        raise errors.SerializeError(f"serializer '{name}' is unknown or not available")
+
+
+def get_serializer_by_id(sid):
+    try:
+        return _serializers_by_id[sid]
+    except KeyError:
+        raise errors.SerializeError("no serializer available for id %d" % sid)  # noqa: UP031
+
+
+# pyro_rs errors cross the wire as Pyro4.errors.X, in every serializer.
+SerializerBase.register_class_to_dict(errors.PyroError, _pyro_error_to_dict, serpent_too=True)
+
+
+def is_private_attribute(attr_name):
+    """Pyro4's rule: dunder names are private except a few, single underscore names too."""
+    if attr_name in ("__getattr__", "__setattr__", "__getattribute__"):
+        return True
+    if attr_name.startswith("__") and attr_name.endswith("__"):
+        return False
+    return attr_name.startswith("_")

@@ -1,0 +1,512 @@
+//! serpent straight to and from Python objects.
+//!
+//! Decoding: [`PyBuilder`] is a [`Builder`] for the shared serpent parser that makes
+//! Python objects as the parser finds them (no intermediate value tree; the jiter
+//! pattern). Encoding: a walker over Python objects that writes serpent 1.43's text for
+//! the exact builtin types itself and hands every other object back to the Python
+//! `Serializer._serialize_other`, which follows serpent's dispatch order (registered
+//! classes, datetime, Decimal, exceptions, class instances ...) and writes through the
+//! same [`Output`].
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt, PyList,
+    PyMemoryView, PySet, PyString, PyTuple,
+};
+use pyro_codec::serpent::{self, Builder, EncodeOptions};
+use pyro_codec::{DecodeLimits, Value};
+use std::collections::HashSet;
+use std::vec::Drain;
+
+create_exception!(
+    _native,
+    SerpentParseError,
+    pyo3::exceptions::PyValueError,
+    "The Rust serpent parser refused the input (the Python layer then asks ast.literal_eval, \
+     so the caller sees exactly serpent's own error)."
+);
+
+/// Makes Python objects for the parser. A Python error (an unhashable dict key, say) is
+/// kept here and the parse is stopped with a placeholder codec error.
+struct PyBuilder<'py> {
+    py: Python<'py>,
+    err: Option<PyErr>,
+}
+
+type Out<'py> = Bound<'py, PyAny>;
+
+impl<'py> PyBuilder<'py> {
+    fn keep<T>(&mut self, r: PyResult<T>) -> pyro_codec::Result<T> {
+        r.map_err(|e| {
+            self.err = Some(e);
+            pyro_codec::Error::Shape("python error".into())
+        })
+    }
+}
+
+impl<'py> Builder for PyBuilder<'py> {
+    type Out = Out<'py>;
+    fn none(&mut self) -> pyro_codec::Result<Out<'py>> {
+        Ok(self.py.None().into_bound(self.py))
+    }
+    fn bool(&mut self, v: bool) -> pyro_codec::Result<Out<'py>> {
+        Ok(PyBool::new(self.py, v).to_owned().into_any())
+    }
+    fn int(&mut self, v: i64) -> pyro_codec::Result<Out<'py>> {
+        Ok(PyInt::new(self.py, v).into_any())
+    }
+    fn bigint(&mut self, v: num_bigint::BigInt) -> pyro_codec::Result<Out<'py>> {
+        let r = (&v).into_pyobject(self.py).map(|o| o.into_any());
+        self.keep(r)
+    }
+    fn float(&mut self, v: f64) -> pyro_codec::Result<Out<'py>> {
+        Ok(PyFloat::new(self.py, v).into_any())
+    }
+    fn complex(&mut self, re: f64, im: f64) -> pyro_codec::Result<Out<'py>> {
+        Ok(PyComplex::from_doubles(self.py, re, im).into_any())
+    }
+    fn str(&mut self, v: &str) -> pyro_codec::Result<Out<'py>> {
+        Ok(PyString::new(self.py, v).into_any())
+    }
+    fn bytes(&mut self, v: &[u8]) -> pyro_codec::Result<Out<'py>> {
+        Ok(PyBytes::new(self.py, v).into_any())
+    }
+    fn tuple(&mut self, items: Drain<'_, Out<'py>>) -> pyro_codec::Result<Out<'py>> {
+        let r = PyTuple::new(self.py, items).map(|t| t.into_any());
+        self.keep(r)
+    }
+    fn list(&mut self, items: Drain<'_, Out<'py>>) -> pyro_codec::Result<Out<'py>> {
+        let r = PyList::new(self.py, items).map(|t| t.into_any());
+        self.keep(r)
+    }
+    fn set(&mut self, items: Drain<'_, Out<'py>>) -> pyro_codec::Result<Out<'py>> {
+        // Python's set keeps the first of equal elements, as literal_eval's does.
+        let r = PySet::new(self.py, items).map(|t| t.into_any());
+        self.keep(r)
+    }
+    fn dict(&mut self, mut items: Drain<'_, Out<'py>>) -> pyro_codec::Result<Out<'py>> {
+        let d = PyDict::new(self.py);
+        while let (Some(k), Some(v)) = (items.next(), items.next()) {
+            // PyDict keeps the first key object and the last value, like a dict display.
+            let r = d.set_item(k, v);
+            self.keep(r)?;
+        }
+        Ok(d.into_any())
+    }
+}
+
+/// Parse serpent bytes straight into Python objects. Input the Rust parser refuses
+/// raises `SerpentParseError`; Python errors (unhashable keys) propagate as they are.
+#[pyfunction]
+pub(crate) fn serpent_parse<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let mut b = PyBuilder { py, err: None };
+    let result = serpent::parse_with(data, &DecodeLimits::default(), &mut b);
+    if let Some(e) = b.err.take() {
+        return Err(e);
+    }
+    result.map_err(|e| SerpentParseError::new_err(e.to_string()))
+}
+
+/// The output stream a serpent `Serializer` writes to (the `outputstream` registered
+/// class serializers receive), plus the ids of the containers being written (serpent's
+/// `serialized_obj_ids`, for cycle detection across Rust and Python writers).
+#[pyclass(module = "pyro_rs._native", name = "SerpentOutput")]
+#[derive(Default)]
+pub(crate) struct Output {
+    buf: Vec<u8>,
+    ids: HashSet<usize>,
+}
+
+#[pymethods]
+impl Output {
+    #[new]
+    fn new() -> Self {
+        Output::default()
+    }
+
+    /// Append text (used by Python-level writers).
+    fn append(&mut self, text: &str) {
+        self.buf.extend_from_slice(text.as_bytes());
+    }
+
+    /// Everything written so far.
+    fn getvalue<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.buf)
+    }
+
+    /// Start writing a container: ValueError("Circular reference detected (kind)") when
+    /// it is already being written.
+    fn enter(&mut self, obj: &Bound<'_, PyAny>, kind: &str) -> PyResult<()> {
+        if !self.ids.insert(obj.as_ptr() as usize) {
+            return Err(PyValueError::new_err(format!(
+                "Circular reference detected ({kind})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Done writing a container.
+    fn leave(&mut self, obj: &Bound<'_, PyAny>) {
+        self.ids.remove(&(obj.as_ptr() as usize));
+    }
+}
+
+const TOO_DEEP: &str = "Object graph nesting too deep. Increase serializer.maximum_level if you \
+                        think you need more,  but this may cause a RecursionError instead if \
+                        Python's recursion limit doesn't allow it.";
+
+/// Walks Python objects for one `Serializer`.
+struct Walker<'a, 'py> {
+    ser: &'a Bound<'py, PyAny>,
+    out: &'a Bound<'py, Output>,
+    indent: bool,
+    bytes_repr: bool,
+    max_level: usize,
+}
+
+/// Which builtin container rule to apply.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Tuple,
+    List,
+    Dict,
+    Set,
+}
+
+impl<'a, 'py> Walker<'a, 'py> {
+    fn new(ser: &'a Bound<'py, PyAny>, out: &'a Bound<'py, Output>) -> PyResult<Self> {
+        Ok(Walker {
+            ser,
+            out,
+            indent: ser.getattr("indent")?.is_truthy()?,
+            bytes_repr: ser.getattr("bytes_repr")?.is_truthy()?,
+            max_level: ser.getattr("maximum_level")?.extract()?,
+        })
+    }
+
+    fn w(&self, b: &[u8]) {
+        self.out.borrow_mut().buf.extend_from_slice(b);
+    }
+
+    /// Write a scalar the way the shared encoder does (float repr, bytes rules).
+    fn scalar(&self, v: &Value) -> PyResult<()> {
+        let opts = EncodeOptions {
+            indent: false,
+            bytes_repr: self.bytes_repr,
+        };
+        let bytes =
+            serpent::to_vec_with(v, &opts).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        self.w(&bytes[serpent::HEADER.len()..]);
+        Ok(())
+    }
+
+    /// serpent's `_serialize`: steps 1, 3 and 4 of its dispatch here, the rest in Python.
+    fn value(&self, obj: &Bound<'py, PyAny>, level: usize) -> PyResult<()> {
+        if level > self.max_level {
+            return Err(PyValueError::new_err(TOO_DEEP));
+        }
+        if let Ok(b) = obj.cast_exact::<PyBytes>() {
+            return self.scalar(&Value::Bytes(b.as_bytes().to_vec()));
+        }
+        if obj.is_exact_instance_of::<PyByteArray>() || obj.is_exact_instance_of::<PyMemoryView>() {
+            let b = obj.py().get_type::<PyBytes>().call1((obj,))?;
+            let b = b.cast::<PyBytes>()?;
+            return self.scalar(&Value::Bytes(b.as_bytes().to_vec()));
+        }
+        if let Ok(s) = obj.cast_exact::<PyString>() {
+            return self.string(s);
+        }
+        if obj.is_exact_instance_of::<PyBool>() {
+            self.w(if obj.is_truthy()? { b"True" } else { b"False" });
+            return Ok(());
+        }
+        if obj.is_exact_instance_of::<PyInt>() {
+            if let Ok(i) = obj.extract::<i64>() {
+                self.w(i.to_string().as_bytes());
+            } else {
+                // repr() enforces Python's int digit limit (ValueError), as serpent does.
+                self.w(obj.repr()?.to_cow()?.as_bytes());
+            }
+            return Ok(());
+        }
+        if obj.is_none() {
+            self.w(b"None");
+            return Ok(());
+        }
+        if let Ok(f) = obj.cast_exact::<PyFloat>() {
+            return self.scalar(&Value::Float(f.value()));
+        }
+        if let Ok(c) = obj.cast_exact::<PyComplex>() {
+            return self.complex(c.real(), c.imag());
+        }
+        if obj.is_exact_instance_of::<PyTuple>() {
+            return self.container(obj, level, Kind::Tuple);
+        }
+        if obj.is_exact_instance_of::<PyList>() {
+            return self.container(obj, level, Kind::List);
+        }
+        if obj.is_exact_instance_of::<PyDict>() {
+            return self.container(obj, level, Kind::Dict);
+        }
+        if obj.is_exact_instance_of::<PySet>() || obj.is_exact_instance_of::<PyFrozenSet>() {
+            return self.container(obj, level, Kind::Set);
+        }
+        self.ser
+            .call_method1("_serialize_other", (obj, self.out, level))?;
+        Ok(())
+    }
+
+    fn string(&self, s: &Bound<'py, PyString>) -> PyResult<()> {
+        let text = s.to_cow();
+        match text {
+            Ok(t) if t.is_ascii() => {
+                self.w(&ascii_repr(&t));
+                Ok(())
+            }
+            // Non-ASCII text: Python's own repr, so "printable" follows the running
+            // interpreter's Unicode tables (and lone surrogates are escaped).
+            _ => {
+                let r = s.repr()?;
+                self.w(r.to_cow()?.as_bytes());
+                Ok(())
+            }
+        }
+    }
+
+    fn complex(&self, re: f64, im: f64) -> PyResult<()> {
+        if re.is_nan() || im.is_nan() {
+            self.w(b"{'__class__':'complex','real':");
+            self.scalar(&Value::Float(re))?;
+            self.w(b",'imag':");
+            self.scalar(&Value::Float(im))?;
+            self.w(b"}");
+            return Ok(());
+        }
+        self.w(b"(");
+        self.scalar(&Value::Float(re))?;
+        if im >= 0.0 && im.is_sign_positive() {
+            self.w(b"+");
+        }
+        self.scalar(&Value::Float(im))?;
+        self.w(b"j)");
+        Ok(())
+    }
+
+    fn check_key(&self, key: &Bound<'py, PyAny>) -> PyResult<()> {
+        if key.is_exact_instance_of::<PyString>()
+            || key.is_exact_instance_of::<PyInt>()
+            || key.is_exact_instance_of::<PyBool>()
+            || key.is_exact_instance_of::<PyFloat>()
+            || key.is_exact_instance_of::<PyTuple>()
+            || key.is_exact_instance_of::<PyBytes>()
+            || key.is_exact_instance_of::<PyComplex>()
+        {
+            return Ok(());
+        }
+        self.ser
+            .call_method1("_check_hashable_type", (key.get_type(),))?;
+        Ok(())
+    }
+
+    fn pad(&self, level: usize) {
+        let mut o = self.out.borrow_mut();
+        let n = o.buf.len() + 2 * level;
+        o.buf.resize(n, b' ');
+    }
+
+    fn sorted_or_same(&self, items: Vec<Bound<'py, PyAny>>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let py = self.ser.py();
+        let list = PyList::new(py, &items)?;
+        match list.sort() {
+            Ok(()) => Ok(list.iter().collect()),
+            Err(e) if e.is_instance_of::<PyTypeError>(py) => Ok(items),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The builtin rules for tuple, list, dict and set (also used by the MRO fallback for
+    /// subclasses and by `ser_builtins_list` on dict views).
+    fn container(&self, obj: &Bound<'py, PyAny>, level: usize, kind: Kind) -> PyResult<()> {
+        match kind {
+            Kind::List => self.out.borrow_mut().enter(obj, "list")?,
+            Kind::Dict => self.out.borrow_mut().enter(obj, "dict")?,
+            _ => {}
+        }
+        if kind == Kind::Dict {
+            let items: Vec<Bound<'py, PyAny>> = obj
+                .call_method0("items")?
+                .try_iter()?
+                .collect::<PyResult<_>>()?;
+            if self.indent && !items.is_empty() {
+                let items = self.sorted_or_same(items)?;
+                self.w(b"{\n");
+                for (i, it) in items.iter().enumerate() {
+                    let (k, v): (Bound<'py, PyAny>, Bound<'py, PyAny>) = it.extract()?;
+                    if i > 0 {
+                        self.w(b",\n");
+                    }
+                    self.pad(level + 1);
+                    self.check_key(&k)?;
+                    self.value(&k, level + 1)?;
+                    self.w(b": ");
+                    self.value(&v, level + 1)?;
+                }
+                self.w(b"\n");
+                self.pad(level);
+                self.w(b"}");
+            } else {
+                self.w(b"{");
+                for (i, it) in items.iter().enumerate() {
+                    let (k, v): (Bound<'py, PyAny>, Bound<'py, PyAny>) = it.extract()?;
+                    if i > 0 {
+                        self.w(b",");
+                    }
+                    self.check_key(&k)?;
+                    self.value(&k, level + 1)?;
+                    self.w(b":");
+                    self.value(&v, level + 1)?;
+                }
+                self.w(b"}");
+            }
+            self.out.borrow_mut().leave(obj);
+            return Ok(());
+        }
+        let items: Vec<Bound<'py, PyAny>> = obj.try_iter()?.collect::<PyResult<_>>()?;
+        let (open, close) = match kind {
+            Kind::Tuple => (b"(", b")"),
+            Kind::List => (b"[", b"]"),
+            _ => (b"{", b"}"),
+        };
+        if kind == Kind::Set && items.is_empty() {
+            // No empty-set literal: serpent writes an empty tuple.
+            self.w(b"()");
+            return Ok(());
+        }
+        if self.indent && !items.is_empty() {
+            let items = if kind == Kind::Set {
+                self.sorted_or_same(items)?
+            } else {
+                items
+            };
+            self.w(open);
+            self.w(b"\n");
+            for (i, it) in items.iter().enumerate() {
+                if i > 0 {
+                    self.w(b",\n");
+                }
+                self.pad(level + 1);
+                if kind == Kind::Set {
+                    self.check_key(it)?;
+                }
+                self.value(it, level + 1)?;
+            }
+            if kind == Kind::Tuple && items.len() == 1 {
+                self.w(b",");
+            }
+            self.w(b"\n");
+            self.pad(level);
+            self.w(close);
+        } else {
+            self.w(open);
+            for (i, it) in items.iter().enumerate() {
+                if i > 0 {
+                    self.w(b",");
+                }
+                if kind == Kind::Set {
+                    self.check_key(it)?;
+                }
+                self.value(it, level + 1)?;
+            }
+            if kind == Kind::Tuple && items.len() == 1 {
+                self.w(b",");
+            }
+            self.w(close);
+        }
+        if kind == Kind::List {
+            self.out.borrow_mut().leave(obj);
+        }
+        Ok(())
+    }
+}
+
+/// Python's `repr()` of an ASCII str.
+fn ascii_repr(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    let mut out = Vec::with_capacity(b.len() + 2);
+    out.push(quote);
+    for &c in b {
+        match c {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            c if c == quote => {
+                out.push(b'\\');
+                out.push(c);
+            }
+            c if c < 0x20 || c == 0x7f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'x',
+                    HEX[(c >> 4) as usize],
+                    HEX[(c & 15) as usize],
+                ]);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// serpent's `Serializer._serialize(obj, out, level)`.
+#[pyfunction]
+pub(crate) fn serpent_serialize(
+    ser: &Bound<'_, PyAny>,
+    obj: &Bound<'_, PyAny>,
+    out: &Bound<'_, Output>,
+    level: usize,
+) -> PyResult<()> {
+    Walker::new(ser, out)?.value(obj, level)
+}
+
+/// serpent's builtin container rules (`ser_builtins_tuple/list/dict/set`) for `obj`
+/// (any iterable for list, tuple and set; a mapping for dict). `kind` is one of
+/// "tuple", "list", "dict", "set".
+#[pyfunction]
+pub(crate) fn serpent_container(
+    ser: &Bound<'_, PyAny>,
+    obj: &Bound<'_, PyAny>,
+    out: &Bound<'_, Output>,
+    level: usize,
+    kind: &str,
+) -> PyResult<()> {
+    let kind = match kind {
+        "tuple" => Kind::Tuple,
+        "list" => Kind::List,
+        "dict" => Kind::Dict,
+        "set" => Kind::Set,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown container kind {other}"
+            )))
+        }
+    };
+    Walker::new(ser, out)?.container(obj, level, kind)
+}
+
+/// serpent's float rule (`ser_builtins_float`) as text.
+#[pyfunction]
+pub(crate) fn serpent_float(v: f64) -> PyResult<String> {
+    let bytes =
+        serpent::to_vec(&Value::Float(v)).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(String::from_utf8_lossy(&bytes[serpent::HEADER.len()..]).into_owned())
+}
