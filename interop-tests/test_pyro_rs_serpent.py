@@ -6,6 +6,7 @@ import datetime
 import decimal
 import enum
 import math
+import os
 import pathlib
 import subprocess
 import sys
@@ -17,7 +18,10 @@ import serpent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-SERPENT_TESTS = pathlib.Path("/tmp/pyro4src/serpent-1.43/tests")
+# scripts/test unpacks serpent 1.43's sdist (its test suite ships only there) into .venv/sdist.
+SERPENT_TESTS = pathlib.Path(
+    os.environ.get("PYRO_RS_SERPENT_SDIST", pathlib.Path(__file__).resolve().parent.parent / ".venv/sdist/serpent-1.43")
+) / "tests"
 
 
 def test_serpent_own_test_suite_passes(tmp_path):
