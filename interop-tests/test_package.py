@@ -1,7 +1,6 @@
 """The pyro_rs extension builds, imports and reports the protocol it speaks."""
 
 import Pyro4.constants
-
 import pyro_rs
 
 
