@@ -50,6 +50,16 @@ pub fn encode_call(kind: SerializerKind, call: &Call) -> Result<Vec<u8>> {
             ]);
             json::to_vec(&Value::Dict(d))
         }
+        // PickleSerializer.dumpsCall: pickle.dumps((obj, method, vargs, kwargs)); dill and
+        // cloudpickle peers read the same format.
+        SerializerKind::Pickle | SerializerKind::Dill | SerializerKind::Cloudpickle => {
+            crate::pickle::to_vec(&Value::Tuple(vec![
+                Value::Str(call.object.clone()),
+                Value::Str(call.method.clone()),
+                Value::Tuple(call.args.clone()),
+                kwargs(),
+            ]))
+        }
         other => kind_unsupported(other),
     }
 }

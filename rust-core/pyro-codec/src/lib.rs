@@ -8,6 +8,8 @@
 //!   `ast.literal_eval` accepts of it, with caps on depth and integer digits.
 //! - [`json`]: Pyro4's json (Python's `json` module layout, NaN/Infinity tokens).
 //! - [`marshal`]: CPython marshal format 4, the types Pyro sends.
+//! - [`pickle`]: Pyro4's pickle (also dill/cloudpickle ids): an unpickler that keeps class
+//!   names and never calls anything, and a protocol-2 (to 5) pickler.
 //! - [`envelope`]: the Pyro4 payload shapes: calls, results, exceptions, URIs, proxies.
 //! - [`serde_bridge`]: typed Rust values to and from [`Value`].
 //!
@@ -17,6 +19,7 @@ pub mod envelope;
 pub mod error;
 pub mod json;
 pub mod marshal;
+pub mod pickle;
 pub mod pyrepr;
 pub mod serde_bridge;
 pub mod serpent;
@@ -118,7 +121,12 @@ impl SerializerKind {
     pub fn is_supported(self) -> bool {
         matches!(
             self,
-            SerializerKind::Serpent | SerializerKind::Json | SerializerKind::Marshal
+            SerializerKind::Serpent
+                | SerializerKind::Json
+                | SerializerKind::Marshal
+                | SerializerKind::Pickle
+                | SerializerKind::Dill
+                | SerializerKind::Cloudpickle
         )
     }
 
@@ -128,6 +136,11 @@ impl SerializerKind {
             SerializerKind::Serpent => serpent::to_vec(value),
             SerializerKind::Json => json::to_vec(value),
             SerializerKind::Marshal => marshal::to_vec(value),
+            // dill and cloudpickle write and read the pickle format (Pyro4's
+            // DillSerializer/CloudpickleSerializer); what this crate sends needs neither.
+            SerializerKind::Pickle | SerializerKind::Dill | SerializerKind::Cloudpickle => {
+                pickle::to_vec(value)
+            }
             other => Err(Error::Unsupported(format!(
                 "serializer {} is not supported",
                 other.name()
@@ -141,6 +154,9 @@ impl SerializerKind {
             SerializerKind::Serpent => serpent::from_slice_with(bytes, limits),
             SerializerKind::Json => json::from_slice_with(bytes, limits),
             SerializerKind::Marshal => marshal::from_slice_with(bytes, limits),
+            SerializerKind::Pickle | SerializerKind::Dill | SerializerKind::Cloudpickle => {
+                pickle::from_slice_with(bytes, limits)
+            }
             other => Err(Error::Unsupported(format!(
                 "serializer {} is not supported",
                 other.name()

@@ -283,8 +283,23 @@ fn unsupported_serializers_are_errors() {
         args: vec![],
         kwargs: None,
     };
-    assert!(envelope::encode_call(SerializerKind::Pickle, &call).is_err());
+    assert!(envelope::encode_call(SerializerKind::Msgpack, &call).is_err());
     assert!(envelope::decode_call(SerializerKind::Msgpack, b"", &DecodeLimits::default()).is_err());
+}
+
+#[test]
+fn pickle_calls_round_trip_with_kwargs_none() {
+    let call = Call {
+        object: "Pyro.NameServer".into(),
+        method: "__getattr__".into(),
+        args: vec![Value::str("verbose"), Value::Int(1 << 40)],
+        kwargs: None,
+    };
+    for kind in [SerializerKind::Pickle, SerializerKind::Dill, SerializerKind::Cloudpickle] {
+        let bytes = envelope::encode_call(kind, &call).unwrap();
+        let back = envelope::decode_call(kind, &bytes, &DecodeLimits::default()).unwrap();
+        assert_eq!(back, call, "{kind:?}");
+    }
 }
 
 #[test]
