@@ -14,12 +14,16 @@
 pub mod blocking;
 pub mod config;
 pub mod connection;
+pub mod daemon;
 pub mod error;
 pub mod naming;
+pub mod nameserver;
 pub mod proxy;
 
 pub use config::Config;
 pub use connection::{Connection, Stream};
+pub use daemon::{Daemon, DaemonBuilder, DaemonHandle, Dispatch, Exposed, Fault};
 pub use error::{Error, Result};
 pub use naming::{locate_ns, locate_ns_with, ListFilter, NameServer, Registration};
+pub use nameserver::{NameServerDaemon, NameServerOptions, StorageSpec};
 pub use proxy::{Batch, ItemStream, Proxy, Reply};
