@@ -78,9 +78,20 @@ impl Peer {
     /// Start `python <args>` with `env`, then wait until a stdout line starts with
     /// `marker`; the rest of that line (trimmed) is the URI.
     pub fn start(args: &[&str], env: &[(&str, &str)], marker: &str) -> Peer {
-        let mut cmd = Command::new(python());
-        cmd.arg("-u")
-            .args(args)
+        let mut full = vec!["-u"];
+        full.extend_from_slice(args);
+        Peer::start_program(&python(), &full, env, marker)
+    }
+
+    /// Like [`Peer::start`] for any program (the pyro-rs command-line tools).
+    pub fn start_program(
+        program: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        marker: &str,
+    ) -> Peer {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
             .env("PYRO_BROADCAST_ADDRS", "127.0.0.1")
             .env_remove("PYRO_HMAC_KEY")
             .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -192,6 +203,48 @@ pub fn echo_server(hmac_key: Option<&str>) -> Peer {
         &env,
         "echo uri:",
     )
+}
+
+/// pyro-rs's own echo server (`pyro-echo -H 127.0.0.1 -p 0`), the counterpart of
+/// [`echo_server`], with an optional HMAC key (as PYRO_HMAC_KEY).
+pub fn rust_echo_server(hmac_key: Option<&str>) -> Peer {
+    let mut env = Vec::new();
+    if let Some(k) = hmac_key {
+        env.push(("PYRO_HMAC_KEY", k));
+    }
+    Peer::start_program(
+        &cli_binary("pyro-echo"),
+        &["-H", "127.0.0.1", "-p", "0"],
+        &env,
+        "echo uri:",
+    )
+}
+
+/// Path of a pyro-cli binary in this build's target directory, (re)built once per test
+/// process: only pyro-cli's own tests get an up-to-date binary from `cargo test`, and a
+/// stale one would test old code. When it is up to date the build is a quick no-op.
+pub fn cli_binary(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target profile dir");
+    let path = dir.join(name);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "pyro-cli", "--bin", name]);
+        if dir.file_name().is_some_and(|p| p == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build of {name} failed");
+        built.push(name.to_string());
+    }
+    path
 }
 
 /// Pyro4's test echo server, registered as `test.echoserver` in the given name server.

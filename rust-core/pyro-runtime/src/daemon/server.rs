@@ -556,7 +556,12 @@ impl Conn {
             _ => {
                 resolve(obj.as_ref(), method)?;
                 let kwargs = kwargs.unwrap_or_default();
-                if oneway && self.shared().config.oneway_threaded {
+                // The daemon's own methods never block, so they run in order even when
+                // oneway: a close_stream sent ahead of the next request takes effect first.
+                if oneway
+                    && self.shared().config.oneway_threaded
+                    && object != pyro_wire::DAEMON_NAME
+                {
                     // ONEWAY_THREADED: the call runs on its own task so this connection can
                     // take the next request at once.
                     let method = method.to_string();
