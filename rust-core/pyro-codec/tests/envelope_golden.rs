@@ -295,7 +295,11 @@ fn pickle_calls_round_trip_with_kwargs_none() {
         args: vec![Value::str("verbose"), Value::Int(1 << 40)],
         kwargs: None,
     };
-    for kind in [SerializerKind::Pickle, SerializerKind::Dill, SerializerKind::Cloudpickle] {
+    for kind in [
+        SerializerKind::Pickle,
+        SerializerKind::Dill,
+        SerializerKind::Cloudpickle,
+    ] {
         let bytes = envelope::encode_call(kind, &call).unwrap();
         let back = envelope::decode_call(kind, &bytes, &DecodeLimits::default()).unwrap();
         assert_eq!(back, call, "{kind:?}");

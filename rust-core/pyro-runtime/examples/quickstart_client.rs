@@ -12,7 +12,11 @@ fn main() -> Result<(), pyro_runtime::Error> {
     assert_eq!(reply, Value::from("hello"));
     // Remote exceptions keep their Python class, message and traceback.
     if let Err(e) = echo.call("error", vec![], Dict::new()) {
-        println!("{} raised remotely:\n{}", e.class_name(), e.remote_traceback().unwrap_or_default());
+        println!(
+            "{} raised remotely:\n{}",
+            e.class_name(),
+            e.remote_traceback().unwrap_or_default()
+        );
     }
     Ok(())
 }

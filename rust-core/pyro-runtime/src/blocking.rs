@@ -6,7 +6,7 @@
 
 use crate::config::Config;
 use crate::naming::{self, ListFilter, Registration};
-use crate::proxy::{Batch, Proxy, Reply};
+use crate::proxy::{Batch, Proxy, RawReply, Reply};
 use crate::{Error, Result};
 use pyro_codec::{Dict, Value};
 use pyro_wire::{Annotations, Uri};
@@ -109,6 +109,41 @@ impl BlockingProxy {
     ) -> Result<Reply> {
         self.rt
             .block_on(self.inner.invoke(object, method, args, kwargs, flags))
+    }
+
+    /// See [`Proxy::connect_for_call`]: connects if needed and returns the object id a
+    /// raw payload must name.
+    pub fn connect_for_call(&mut self) -> Result<&str> {
+        self.rt.block_on(self.inner.connect_for_call())
+    }
+
+    /// See [`Proxy::invoke_raw`]: one INVOKE with a payload serialized by the caller,
+    /// the reply undecoded (None for oneway).
+    pub fn invoke_raw(
+        &mut self,
+        flags: u16,
+        serializer_id: u16,
+        payload: &[u8],
+        extra_annotations: Option<&Annotations>,
+    ) -> Result<Option<RawReply>> {
+        self.rt.block_on(
+            self.inner
+                .invoke_raw(flags, serializer_id, payload, extra_annotations),
+        )
+    }
+
+    /// See [`Proxy::call_raw`]: [`BlockingProxy::invoke_raw`] with MAX_RETRIES retries.
+    pub fn call_raw(
+        &mut self,
+        flags: u16,
+        serializer_id: u16,
+        payload: &[u8],
+        extra_annotations: Option<&Annotations>,
+    ) -> Result<Option<RawReply>> {
+        self.rt.block_on(
+            self.inner
+                .call_raw(flags, serializer_id, payload, extra_annotations),
+        )
     }
 
     /// See [`Proxy::get_attr`].

@@ -1,5 +1,24 @@
 //! The async client proxy: Pyro4's `core.Proxy` (connect + handshake, metadata, calls,
 //! oneway, remote attributes, batches, item streams, retries, timeouts).
+//!
+//! Calls take and return [`Value`]s, encoded in the proxy's serializer (serpent, json,
+//! marshal, or pickle; dill and cloudpickle use pickle's format under their own ids).
+//! A caller that serializes by itself (the Python binding, with Python's pickle or its
+//! own serpent walker) uses the raw-payload calls instead:
+//!
+//! ```no_run
+//! # async fn demo(proxy: &mut pyro_runtime::Proxy, pickled: Vec<u8>) -> pyro_runtime::Result<()> {
+//! // The payload must name the object id the proxy resolved while connecting.
+//! let object = proxy.connect_for_call().await?.to_string();
+//! # let _ = object;
+//! // ... serialize (object, method, vargs, kwargs) into `pickled` ...
+//! if let Some(reply) = proxy.call_raw(0, 4, &pickled, None).await? {
+//!     // reply.data: the pickled result (or exception when reply.is_exception()).
+//!     # let _ = reply;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use crate::config::{seconds, Config};
 use crate::connection::{location_text, Connection};
@@ -8,6 +27,7 @@ use crate::naming;
 use crate::{Error, Result};
 use pyro_codec::envelope::{self, Call, ProxyState, RemoteException};
 use pyro_codec::{DecodeLimits, Dict, SerializerKind, Value};
+use pyro_wire::message::compress_payload;
 use pyro_wire::{
     Annotations, Limits, Location, Message, MsgType, Uri, UriKind, ANNOTATION_CORR,
     ANNOTATION_STRM, DAEMON_NAME, FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT,
@@ -43,6 +63,39 @@ pub enum Reply {
     /// The remote method returned an iterator; items are fetched with
     /// [`Proxy::stream_next`] using this stream id.
     Stream(String),
+}
+
+/// The undecoded reply of [`Proxy::invoke_raw`]: the MSG_RESULT exactly as the daemon
+/// sent it, after the checks every call makes (message type, sequence number, serializer
+/// id, HMAC) and with a compressed payload already inflated.
+///
+/// Pyro4 offers the same with `_pyroRawWireResponse`; here it is what a caller that
+/// decodes payloads itself (the Python binding with Python's own pickle, or its serpent
+/// walker) uses to skip the [`Value`] step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawReply {
+    /// The reply's FLAGS_* bits (FLAGS_COMPRESSED cleared: `data` is plain).
+    /// FLAGS_EXCEPTION: `data` holds the serialized exception. FLAGS_ITEMSTREAMRESULT
+    /// (set together with FLAGS_EXCEPTION): the result is a remote iterator, see
+    /// `stream_id`. FLAGS_BATCH: a batch result.
+    pub flags: u16,
+    /// Serializer id of `data` (always the request's: another one is refused with a
+    /// `SerializeError`, as Pyro4 does).
+    pub serializer_id: u16,
+    /// The payload, serialized.
+    pub data: Vec<u8>,
+    /// The reply's annotations (CORR and whatever the daemon added; HMAC removed).
+    pub annotations: Annotations,
+    /// For a remote iterator (FLAGS_ITEMSTREAMRESULT): the stream id from the STRM
+    /// annotation, for [`Proxy::stream_next`] / [`Proxy::stream_close`].
+    pub stream_id: Option<String>,
+}
+
+impl RawReply {
+    /// True when `data` holds an exception to raise (and the reply is not a stream start).
+    pub fn is_exception(&self) -> bool {
+        self.flags & FLAGS_EXCEPTION != 0 && self.stream_id.is_none()
+    }
 }
 
 /// Calls collected for one batch request (Pyro4's `batch(proxy)` / `_pyroBatch()`).
@@ -426,7 +479,7 @@ impl Proxy {
         let payload = self.serializer.encode(&Value::Dict(data))?;
         let mut msg = Message::new(MsgType::Connect, self.seq, self.serializer.id(), payload);
         msg.flags = flags;
-        msg.annotations = self.request_annotations();
+        msg.annotations = self.request_annotations(None);
         let bytes = msg.encode(
             self.config.compression,
             self.hmac_key.as_deref(),
@@ -797,68 +850,185 @@ impl Proxy {
         Error::Protocol("result of call is an iterator: use Proxy::call_stream".into())
     }
 
+    // ---- raw payloads ---------------------------------------------------------------
+
+    /// Connect if not connected (handshake, metadata) and return the object id a request
+    /// payload must name: the resolved one for a `PYRONAME:`/`PYROMETA:` URI, which is
+    /// only known after connecting (Pyro4's `_pyroInvoke` likewise serializes the call
+    /// after connecting, with `self._pyroConnection.objectId`). The URI is not replaced
+    /// (that is [`Proxy::bind`]).
+    pub async fn connect_for_call(&mut self) -> Result<&str> {
+        if self.conn.is_none() {
+            self.connect(false).await?;
+        }
+        Ok(&self.object_id)
+    }
+
+    /// The object id calls go to: the resolved one once connected, else the URI's.
+    pub fn object_id(&self) -> &str {
+        &self.object_id
+    }
+
+    /// Send one INVOKE whose payload the caller serialized, and return the reply
+    /// undecoded. This is Pyro4's `_pyroInvoke` minus the serializer: the same
+    /// connection, handshake (made with this proxy's own serializer, through the
+    /// [`Value`] path), sequence numbers, annotations (the proxy's, its correlation id,
+    /// then `extra_annotations`), COMPRESSION, HMAC, timeout, and release of the
+    /// connection after a communication error. No retries (see [`Proxy::call_raw`]), no
+    /// metadata check and no oneway lookup: the caller decides `flags`.
+    ///
+    /// - `flags`: FLAGS_ONEWAY, FLAGS_BATCH, ... as sent (FLAGS_COMPRESSED is ignored:
+    ///   the proxy compresses `payload` itself when COMPRESSION is on).
+    /// - `serializer_id`: the format of `payload` (serpent 1, json 2, marshal 3, pickle
+    ///   4, ...); the daemon must accept it, and answers in it. It need not be this
+    ///   proxy's serializer (Pyro4's daemon takes each message's own id).
+    /// - `payload`: the call in that serializer's shape, `(object, method, vargs,
+    ///   kwargs)` (a dict for json). `object` must be the id from
+    ///   [`Proxy::connect_for_call`] (or `Pyro.Daemon` for daemon calls).
+    ///
+    /// Returns None for a oneway call (nothing is read), else the [`RawReply`]. A reply
+    /// flagged as an exception is still `Ok`: decoding and raising it is the caller's
+    /// job ([`RawReply::is_exception`]); when it is a Pyro4 `CommunicationError` (or a
+    /// subclass), call [`Proxy::release`] as Pyro4 does before raising it. A remote
+    /// iterator comes back with its `stream_id`; a stream start without one is the
+    /// ProtocolError Pyro4 raises.
+    pub async fn invoke_raw(
+        &mut self,
+        flags: u16,
+        serializer_id: u16,
+        payload: &[u8],
+        extra_annotations: Option<&Annotations>,
+    ) -> Result<Option<RawReply>> {
+        self.response_annotations = Annotations::new();
+        self.ensure_connection().await?;
+        let mut bytes = self.pending_closes()?;
+        let request = self.frame_invoke(serializer_id, payload, flags, extra_annotations)?;
+        append(&mut bytes, request);
+        let Some(msg) = self.exchange(bytes, flags & FLAGS_ONEWAY != 0).await? else {
+            return Ok(None);
+        };
+        let checked = self.check_reply(&msg, serializer_id).and_then(|()| {
+            if msg.flags & FLAGS_ITEMSTREAMRESULT != 0 {
+                stream_id_of(&msg.annotations).map(Some)
+            } else {
+                Ok(None)
+            }
+        });
+        let stream_id = self.release_on_communication_error(checked)?;
+        // Kept on the proxy as for every call (a handful of small chunks).
+        self.response_annotations = msg.annotations.clone();
+        Ok(Some(RawReply {
+            flags: msg.flags,
+            serializer_id: msg.serializer_id,
+            data: msg.data,
+            annotations: msg.annotations,
+            stream_id,
+        }))
+    }
+
+    /// [`Proxy::invoke_raw`] with this proxy's automatic retries: a call that failed with
+    /// a closed connection or a timeout is sent again (on a new connection) up to
+    /// `max_retries` times, as Pyro4's `_RemoteMethod.__call__` does. The same payload is
+    /// resent, so it must not depend on the connection (a `PYROMETA:` URI that resolves
+    /// to another object on reconnect keeps the old object id).
+    pub async fn call_raw(
+        &mut self,
+        flags: u16,
+        serializer_id: u16,
+        payload: &[u8],
+        extra_annotations: Option<&Annotations>,
+    ) -> Result<Option<RawReply>> {
+        let mut attempt = 0;
+        loop {
+            match self
+                .invoke_raw(flags, serializer_id, payload, extra_annotations)
+                .await
+            {
+                Err(e) if e.is_retryable() && attempt < self.max_retries => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
     // ---- the invocation core --------------------------------------------------------
 
-    fn request_annotations(&self) -> Annotations {
+    fn request_annotations(&self, extra: Option<&Annotations>) -> Annotations {
+        // Pyro4's Proxy.__annotations: the context's annotations, CORR, then the ones
+        // `_pyroAnnotations()` returns.
         let mut annotations = self.annotations.clone();
         if let Some(corr) = self.correlation_id {
             annotations.insert(ANNOTATION_CORR, corr.as_bytes().to_vec());
         }
+        if let Some(extra) = extra {
+            for (id, value) in extra.iter() {
+                annotations.insert(*id, value.to_vec());
+            }
+        }
         annotations
     }
 
-    /// Encode one INVOKE; increments the sequence number first (Pyro4 does too, also for
-    /// oneway calls).
-    fn encode_invoke(&mut self, call: &Call, flags: u16) -> Result<Vec<u8>> {
-        let payload = envelope::encode_call(self.serializer, call)?;
+    /// Frame one INVOKE around an encoded payload; increments the sequence number first
+    /// (Pyro4 does too, also for oneway calls).
+    fn frame_invoke(
+        &mut self,
+        serializer_id: u16,
+        payload: &[u8],
+        flags: u16,
+        extra: Option<&Annotations>,
+    ) -> Result<Vec<u8>> {
         self.seq = self.seq.wrapping_add(1);
-        let mut msg = Message::new(MsgType::Invoke, self.seq, self.serializer.id(), payload);
+        let mut msg = Message::new(MsgType::Invoke, self.seq, serializer_id, Vec::new());
         msg.flags = flags;
-        msg.annotations = self.request_annotations();
-        Ok(msg.encode(
-            self.config.compression,
-            self.hmac_key.as_deref(),
-            self.limits.max_message_size,
-        )?)
+        msg.annotations = self.request_annotations(extra);
+        let key = self.hmac_key.as_deref();
+        let max = self.limits.max_message_size;
+        // Pyro4's COMPRESSION rule (>= 200 bytes and smaller); sets FLAGS_COMPRESSED.
+        let packed = if self.config.compression {
+            compress_payload(payload)
+        } else {
+            None
+        };
+        Ok(match packed {
+            Some(packed) => msg.encode_prepared(&packed, true, key, max)?,
+            None => msg.encode_prepared(payload, false, key, max)?,
+        })
     }
 
-    async fn invoke_call(
-        &mut self,
-        object: Option<&str>,
-        call: &mut Call,
-        mut flags: u16,
-    ) -> Result<Reply> {
-        self.response_annotations = Annotations::new();
+    /// Encode one INVOKE of a [`Call`] in this proxy's serializer.
+    fn encode_invoke(&mut self, call: &mut Call, flags: u16) -> Result<Vec<u8>> {
+        let payload = encode_call_in_place(self.serializer, call)?;
+        self.frame_invoke(self.serializer.id(), &payload, flags, None)
+    }
+
+    /// Connect if needed (Pyro4's `_pyroInvoke` connects first).
+    async fn ensure_connection(&mut self) -> Result<()> {
         if self.conn.is_none() {
             // Boxed: connecting may itself invoke (get_metadata), which recurses here.
             Box::pin(self.connect(false)).await?;
         }
-        let object = object.unwrap_or(&self.object_id);
-        if call.object != object {
-            call.object = object.to_string();
-        }
-        if self.oneway.contains(&call.method) {
-            flags |= FLAGS_ONEWAY;
-        }
-        // Streams dropped early are closed first, with oneway messages written together
-        // with this request.
+        Ok(())
+    }
+
+    /// Oneway `close_stream` messages for streams dropped early; they are written
+    /// together with the next request.
+    fn pending_closes(&mut self) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
         for id in std::mem::take(&mut self.pending_stream_closes) {
-            let close = Call {
+            let mut close = Call {
                 object: DAEMON_NAME.into(),
                 method: "close_stream".into(),
                 args: vec![Value::Str(id)],
                 kwargs: Some(Dict::new()),
             };
-            bytes.extend_from_slice(&self.encode_invoke(&close, FLAGS_ONEWAY)?);
+            bytes.extend_from_slice(&self.encode_invoke(&mut close, FLAGS_ONEWAY)?);
         }
-        let request = self.encode_invoke(call, flags)?;
-        if bytes.is_empty() {
-            bytes = request;
-        } else {
-            bytes.extend_from_slice(&request);
-        }
-        let oneway = flags & FLAGS_ONEWAY != 0;
+        Ok(bytes)
+    }
+
+    /// Write the request bytes and, unless oneway, read the reply, within the timeout.
+    /// A communication error drops the connection: Pyro4 releases it because a reply
+    /// may still be in flight, which a later call must not read as its own.
+    async fn exchange(&mut self, bytes: Vec<u8>, oneway: bool) -> Result<Option<Message>> {
         let timeout = self.timeout;
         let conn = self
             .conn
@@ -878,56 +1048,82 @@ impl Proxy {
                 .unwrap_or_else(|_| Err(Error::Timeout("receiving: timeout".into()))),
             None => exchange.await,
         };
-        let result = match outcome {
-            Ok(None) => Ok(Reply::Value(Value::None)),
-            Ok(Some(msg)) => self.process_reply(msg),
-            Err(e) => Err(e),
+        if let Err(e) = &outcome {
+            if e.is_communication_error() {
+                self.release();
+            }
+        }
+        outcome
+    }
+
+    /// The checks of every reply: MSG_RESULT, our sequence number, the request's
+    /// serializer (Pyro4's `__pyroCheckSequence` and "invalid serializer in response").
+    fn check_reply(&self, msg: &Message, serializer_id: u16) -> Result<()> {
+        let error = if msg.msg_type != MsgType::Result {
+            Error::Protocol(format!("invalid msg type {} received", msg.msg_type as u16))
+        } else if msg.seq != self.seq {
+            Error::Protocol(format!(
+                "invoke: reply sequence out of sync, got {} expected {}",
+                msg.seq, self.seq
+            ))
+        } else if msg.serializer_id != serializer_id {
+            Error::Serialize(format!(
+                "invalid serializer in response: {}",
+                msg.serializer_id
+            ))
+        } else {
+            return Ok(());
         };
+        Err(error)
+    }
+
+    /// Pyro4's `except CommunicationError: self._pyroRelease(); raise` around the
+    /// exchange and the handling of its reply: a communication error, including a
+    /// remote exception of a CommunicationError class, drops the connection so a later
+    /// call cannot read a stale answer.
+    fn release_on_communication_error<T>(&mut self, result: Result<T>) -> Result<T> {
         if let Err(e) = &result {
             if e.is_communication_error() {
-                // Pyro4: a communication error may leave a reply in flight; drop the
-                // connection so a later call cannot read a stale answer.
                 self.release();
             }
         }
         result
     }
 
+    async fn invoke_call(
+        &mut self,
+        object: Option<&str>,
+        call: &mut Call,
+        mut flags: u16,
+    ) -> Result<Reply> {
+        self.response_annotations = Annotations::new();
+        self.ensure_connection().await?;
+        let object = object.unwrap_or(&self.object_id);
+        if call.object != object {
+            call.object = object.to_string();
+        }
+        if self.oneway.contains(&call.method) {
+            flags |= FLAGS_ONEWAY;
+        }
+        let mut bytes = self.pending_closes()?;
+        let request = self.encode_invoke(call, flags)?;
+        append(&mut bytes, request);
+        let result = match self.exchange(bytes, flags & FLAGS_ONEWAY != 0).await {
+            Ok(None) => Ok(Reply::Value(Value::None)),
+            Ok(Some(msg)) => self.process_reply(msg),
+            Err(e) => Err(e),
+        };
+        self.release_on_communication_error(result)
+    }
+
     fn process_reply(&mut self, msg: Message) -> Result<Reply> {
-        if msg.msg_type != MsgType::Result {
-            return Err(Error::Protocol(format!(
-                "invalid msg type {} received",
-                msg.msg_type as u16
-            )));
-        }
-        if msg.seq != self.seq {
-            return Err(Error::Protocol(format!(
-                "invoke: reply sequence out of sync, got {} expected {}",
-                msg.seq, self.seq
-            )));
-        }
-        if msg.serializer_id != self.serializer.id() {
-            return Err(Error::Serialize(format!(
-                "invalid serializer in response: {}",
-                msg.serializer_id
-            )));
-        }
+        self.check_reply(&msg, self.serializer.id())?;
         let flags = msg.flags;
         self.response_annotations = msg.annotations;
         let value = self.serializer.decode(&msg.data, &self.decode_limits)?;
         // A stream start is flagged as an exception too: test for it first.
         if flags & FLAGS_ITEMSTREAMRESULT != 0 {
-            let id = self
-                .response_annotations
-                .get(&ANNOTATION_STRM)
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            if id.is_empty() {
-                return Err(Error::Protocol(
-                    "result of call is an iterator, but the server is not configured to allow streaming".into(),
-                ));
-            }
-            return Ok(Reply::Stream(id));
+            return Ok(Reply::Stream(stream_id_of(&self.response_annotations)?));
         }
         if flags & FLAGS_EXCEPTION != 0 {
             return Err(match RemoteException::from_value(&value) {
@@ -940,6 +1136,87 @@ impl Proxy {
         }
         Ok(Reply::Value(envelope::recreate_classes(value)))
     }
+}
+
+/// Append `request` to the stream closes written before it (usually there are none,
+/// and the request is taken as is).
+fn append(bytes: &mut Vec<u8>, request: Vec<u8>) {
+    if bytes.is_empty() {
+        *bytes = request;
+    } else {
+        bytes.extend_from_slice(&request);
+    }
+}
+
+/// The STRM annotation of a stream-start reply (Pyro4:
+/// `bytes(msg.annotations.get("STRM", b"")).decode()`, empty = streaming is off).
+fn stream_id_of(annotations: &Annotations) -> Result<String> {
+    let id = annotations
+        .get(&ANNOTATION_STRM)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    if id.is_empty() {
+        return Err(Error::Protocol(
+            "result of call is an iterator, but the server is not configured to allow streaming"
+                .into(),
+        ));
+    }
+    Ok(id)
+}
+
+/// [`envelope::encode_call`] without copying the arguments: for the tuple shapes
+/// (serpent, pickle and its kin) and json's dict, the call's fields are moved into the
+/// payload value for encoding and moved back afterwards, so retries can resend the call.
+/// The bytes are the same as `encode_call`'s (tested).
+fn encode_call_in_place(kind: SerializerKind, call: &mut Call) -> Result<Vec<u8>> {
+    let tuple_shape = matches!(
+        kind,
+        SerializerKind::Serpent
+            | SerializerKind::Pickle
+            | SerializerKind::Dill
+            | SerializerKind::Cloudpickle
+    );
+    if !tuple_shape && kind != SerializerKind::Json {
+        // marshal encodes from references already.
+        return Ok(envelope::encode_call(kind, call)?);
+    }
+    let object = Value::Str(std::mem::take(&mut call.object));
+    let method = Value::Str(std::mem::take(&mut call.method));
+    let args = std::mem::take(&mut call.args);
+    let kwargs = call.kwargs.take().map(Value::Dict).unwrap_or(Value::None);
+    let value = if tuple_shape {
+        // SerpentSerializer/PickleSerializer.dumpsCall: (obj, method, vargs tuple, kwargs).
+        Value::Tuple(vec![object, method, Value::Tuple(args), kwargs])
+    } else {
+        // JsonSerializer.dumpsCall: this key order, vargs as a list.
+        Value::Dict(Dict::from_unique_pairs(vec![
+            (Value::str("object"), object),
+            (Value::str("method"), method),
+            (Value::str("params"), Value::List(args)),
+            (Value::str("kwargs"), kwargs),
+        ]))
+    };
+    let encoded = kind.encode(&value);
+    // Move the fields back (the shapes were built just above, so every arm matches).
+    let parts: Vec<Value> = match value {
+        Value::Tuple(parts) => parts,
+        Value::Dict(d) => d.into_entries().into_iter().map(|(_, v)| v).collect(),
+        _ => Vec::new(),
+    };
+    let mut parts = parts.into_iter();
+    if let Some(Value::Str(o)) = parts.next() {
+        call.object = o;
+    }
+    if let Some(Value::Str(m)) = parts.next() {
+        call.method = m;
+    }
+    if let Some(Value::Tuple(a) | Value::List(a)) = parts.next() {
+        call.args = a;
+    }
+    if let Some(Value::Dict(k)) = parts.next() {
+        call.kwargs = Some(k);
+    }
+    Ok(encoded?)
 }
 
 fn batch_call(batch: Batch) -> Call {
@@ -1073,5 +1350,215 @@ impl Drop for ItemStream<'_> {
         if !self.finished {
             self.proxy.close_stream_later(std::mem::take(&mut self.id));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::echo::{echo_object, ECHO_OBJECT_NAME};
+    use crate::daemon::{DaemonBuilder, DaemonHandle};
+
+    fn sample_call(kwargs: Option<Dict>) -> Call {
+        Call {
+            object: "obj".into(),
+            method: "m".into(),
+            args: vec![
+                Value::Int(1),
+                Value::str("two"),
+                Value::List(vec![Value::Float(3.5), Value::None]),
+            ],
+            kwargs,
+        }
+    }
+
+    #[test]
+    fn in_place_call_encoding_matches_encode_call_and_restores_the_call() {
+        let mut kw = Dict::new();
+        kw.set("k", Value::Bool(true));
+        for kind in [
+            SerializerKind::Serpent,
+            SerializerKind::Json,
+            SerializerKind::Marshal,
+            SerializerKind::Pickle,
+            SerializerKind::Dill,
+            SerializerKind::Cloudpickle,
+        ] {
+            for kwargs in [None, Some(Dict::new()), Some(kw.clone())] {
+                let original = sample_call(kwargs);
+                let expected = envelope::encode_call(kind, &original).expect("encode_call");
+                let mut call = original.clone();
+                let got = encode_call_in_place(kind, &mut call).expect("in place");
+                assert_eq!(got, expected, "{kind:?}");
+                assert_eq!(call, original, "{kind:?}: call not restored");
+            }
+        }
+    }
+
+    async fn daemon(accepted: &str) -> (DaemonHandle, tokio::task::JoinHandle<()>, Uri) {
+        let config = Config {
+            serializers_accepted: accepted.split(',').map(str::to_string).collect(),
+            ..Config::default()
+        };
+        let daemon = DaemonBuilder::with_config(Arc::new(config))
+            .host("127.0.0.1")
+            .port(0)
+            .bind()
+            .await
+            .expect("bind");
+        let uri = daemon
+            .register(echo_object(false), Some(ECHO_OBJECT_NAME), false)
+            .expect("register");
+        let handle = daemon.handle();
+        let task = tokio::spawn(async move { daemon.run().await.expect("run") });
+        (handle, task, uri)
+    }
+
+    fn proxy(uri: &Uri, serializer: &str) -> Proxy {
+        let config = Config {
+            serializer: serializer.into(),
+            ..Config::default()
+        };
+        let mut p = Proxy::with_config(uri.clone(), Arc::new(config)).expect("proxy");
+        p.set_timeout(Some(Duration::from_secs(10)));
+        p
+    }
+
+    fn raw_call(kind: SerializerKind, object: &str, method: &str, args: Vec<Value>) -> Vec<u8> {
+        envelope::encode_call(
+            kind,
+            &Call {
+                object: object.into(),
+                method: method.into(),
+                args,
+                kwargs: Some(Dict::new()),
+            },
+        )
+        .expect("encode")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn raw_invocations_share_the_proxy_machinery() {
+        let (handle, task, uri) = daemon("serpent,marshal,json,pickle").await;
+        let limits = DecodeLimits::default();
+        // The handshake goes in serpent; the calls in whatever each payload is.
+        let mut p = proxy(&uri, "serpent");
+        let object = p.connect_for_call().await.expect("connect").to_string();
+        assert_eq!(object, ECHO_OBJECT_NAME);
+        let seq0 = p.seq();
+        for kind in [
+            SerializerKind::Serpent,
+            SerializerKind::Pickle,
+            SerializerKind::Json,
+        ] {
+            let sent = Value::List(vec![Value::Int(7), Value::str("x")]);
+            let payload = raw_call(kind, &object, "echo", vec![sent.clone()]);
+            let mut extra = Annotations::new();
+            extra.insert(*b"XTRA", b"1".to_vec());
+            let reply = p
+                .invoke_raw(0, kind.id(), &payload, Some(&extra))
+                .await
+                .expect("invoke_raw")
+                .expect("a reply");
+            assert_eq!(reply.serializer_id, kind.id());
+            assert!(!reply.is_exception());
+            assert!(reply.annotations.contains(&ANNOTATION_CORR));
+            assert_eq!(kind.decode(&reply.data, &limits).expect("decode"), sent);
+        }
+        assert_eq!(p.seq(), seq0.wrapping_add(3));
+        // An exception reply comes back flagged, undecoded.
+        let payload = raw_call(SerializerKind::Pickle, &object, "error", vec![]);
+        let reply = p
+            .call_raw(0, SerializerKind::Pickle.id(), &payload, None)
+            .await
+            .expect("call_raw")
+            .expect("a reply");
+        assert!(reply.is_exception());
+        let exc = RemoteException::from_value(
+            &SerializerKind::Pickle
+                .decode(&reply.data, &limits)
+                .expect("decode"),
+        )
+        .expect("exception dict");
+        assert_eq!(exc.class_name, "builtins.ValueError");
+        // A remote iterator: the stream id, then the items through the Value path.
+        let payload = raw_call(SerializerKind::Serpent, &object, "generator", vec![]);
+        let reply = p
+            .invoke_raw(0, SerializerKind::Serpent.id(), &payload, None)
+            .await
+            .expect("invoke_raw")
+            .expect("a reply");
+        let id = reply.stream_id.clone().expect("stream id");
+        assert!(!reply.is_exception());
+        let items = ItemStream::new(&mut p, id).collect().await.expect("items");
+        assert_eq!(items.len(), 3);
+        // Oneway: nothing is read.
+        let payload = raw_call(SerializerKind::Serpent, &object, "oneway_echo", vec![]);
+        let none = p
+            .invoke_raw(FLAGS_ONEWAY, SerializerKind::Serpent.id(), &payload, None)
+            .await
+            .expect("oneway");
+        assert!(none.is_none());
+        // A payload the daemon cannot decode gets the SerializeError, then the daemon
+        // closes: the proxy reconnects for the next call.
+        let bad = p
+            .invoke_raw(0, SerializerKind::Pickle.id(), b"\x80\x02garbage", None)
+            .await
+            .expect("reply")
+            .expect("a reply");
+        assert!(bad.is_exception());
+        let exc = RemoteException::from_value(
+            &SerializerKind::Pickle
+                .decode(&bad.data, &limits)
+                .expect("decode"),
+        )
+        .expect("exception dict");
+        assert_eq!(exc.class_name, "Pyro4.errors.SerializeError");
+        // A CommunicationError class: the caller releases, as Pyro4's proxy does.
+        assert!(p.is_connected());
+        p.release();
+        let again = p
+            .call("echo", vec![Value::Int(1)], Dict::new())
+            .await
+            .expect("after reconnect");
+        assert_eq!(again, Value::Int(1));
+        handle.shutdown();
+        task.await.expect("daemon task");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pickle_is_refused_unless_accepted() {
+        let (handle, task, uri) = daemon("serpent,marshal,json").await;
+        let mut p = proxy(&uri, "pickle");
+        let err = p
+            .call("echo", vec![Value::Int(1)], Dict::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Communication(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .ends_with("rejected: message used serializer that is not accepted: 4"),
+            "{err}"
+        );
+        handle.shutdown();
+        task.await.expect("daemon task");
+
+        let (handle, task, uri) = daemon("serpent,pickle").await;
+        for name in ["pickle", "dill", "cloudpickle"] {
+            let mut p = proxy(&uri, name);
+            let r = p
+                .call("echo", vec![Value::Bytes(vec![0, 255])], Dict::new())
+                .await;
+            if name == "pickle" {
+                assert_eq!(r.expect("pickle accepted"), Value::Bytes(vec![0, 255]));
+            } else {
+                // Pyro4 accepts each listed name's id only: dill (5) and cloudpickle (7)
+                // are refused when only "pickle" is listed.
+                let e = r.unwrap_err();
+                assert!(e.to_string().contains("not accepted"), "{name}: {e}");
+            }
+        }
+        handle.shutdown();
+        task.await.expect("daemon task");
     }
 }
