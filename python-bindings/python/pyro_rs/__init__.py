@@ -7,7 +7,19 @@ sockets, framing, HMAC and the serializers in Rust.
 from pyro_rs import constants, errors  # noqa: F401
 from pyro_rs._native import core_version, protocol_version
 from pyro_rs.configuration import config
-from pyro_rs.core import URI, Proxy, asyncproxy, batch, behavior, callback, current_context, expose, oneway
+from pyro_rs.core import (
+                          URI,
+                          Daemon,
+                          DaemonObject,
+                          Proxy,
+                          asyncproxy,
+                          batch,
+                          behavior,
+                          callback,
+                          current_context,
+                          expose,
+                          oneway,
+)
 from pyro_rs.core import _locateNS as locateNS
 from pyro_rs.core import _resolve as resolve
 from pyro_rs.futures import Future
@@ -18,6 +30,8 @@ PROTOCOL_VERSION = protocol_version()
 __all__ = [
                           "PROTOCOL_VERSION",
                           "URI",
+                          "Daemon",
+                          "DaemonObject",
                           "Future",
                           "Proxy",
                           "__version__",

@@ -7,16 +7,23 @@ released. The Daemon is added by the server half of pyro_rs.
 """
 
 import base64
+import collections.abc
+import inspect
+import logging
 import random
 import re
 import threading
 import time
+import uuid
+import weakref
 
 from pyro_rs import _native, constants, errors, futures, message, util
 from pyro_rs.configuration import config
 
 __all__ = [
     "URI",
+    "Daemon",
+    "DaemonObject",
     "Proxy",
     "_locateNS",
     "_resolve",
@@ -167,6 +174,20 @@ class _CallContext(threading.local):
         self.response_annotations = values["response_annotations"]
         self.correlation_id = values["correlation_id"]
         self.client_sock_addr = values["client_sock_addr"]
+
+    def track_resource(self, resource):
+        """Close ``resource`` (call its ``close()``) when this client disconnects."""
+        if self.client:
+            self.client.tracked_resources.add(resource)
+        else:
+            raise errors.PyroError("cannot track resource on a connectionless call")
+
+    def untrack_resource(self, resource):
+        """Stop tracking a resource."""
+        if self.client:
+            self.client.tracked_resources.discard(resource)
+        else:
+            raise errors.PyroError("cannot untrack resource on a connectionless call")
 
 
 current_context = _CallContext()
@@ -745,12 +766,524 @@ def _resolve(uri, hmac_key=None):
         raise errors.PyroError("invalid uri protocol")
 
 
+# ---- the daemon ------------------------------------------------------------------------
+
+log = logging.getLogger("pyro_rs.core")
+
+_ST_VALUE, _ST_ITER, _ST_EXC = 0, 1, 2
+_worker_state = threading.local()
+_lazy_dict_iterator_types = (type({}.keys()), type({}.values()), type({}.items()))
+
+
+class DaemonObject:
+    """The ``Pyro.Daemon`` object of every daemon. Remote calls to it are answered by the
+    Rust daemon; this class gives local code the same methods as Pyro4's."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    @expose
+    def registered(self):
+        return list(self.daemon._native.registered())
+
+    @expose
+    def ping(self):
+        pass
+
+    @expose
+    def info(self):
+        return (f"{constants.DAEMON_NAME} bound on {self.daemon.locationStr}, NAT {self.daemon.natLocationStr}, "
+                f"{len(self.daemon.objectsById)} objects registered. Servertype: <pyro_rs Rust daemon>")
+
+    @expose
+    def get_metadata(self, objectId, as_lists=False):
+        obj = self.daemon.objectsById.get(objectId)
+        if obj is None:
+            raise errors.DaemonError("unknown object")
+        return util.get_exposed_members(obj, only_exposed=config.REQUIRE_EXPOSE, as_lists=as_lists)
+
+
+class _PeerSocket:
+    """What ``conn.sock`` offers in a Pyro4 ``SocketConnection``: the peer's address."""
+
+    def __init__(self, addr):
+        self._addr = addr
+
+    def getpeername(self):
+        return self._addr
+
+
+class _ClientConnection:
+    """A client connection as the daemon hooks see it (Pyro4's ``SocketConnection``):
+    ``sock.getpeername()``, ``pyroInstances`` (session objects), ``tracked_resources``,
+    and any attribute a ``validateHandshake``/method sets."""
+
+    def __init__(self, conn_id, addr):
+        self.conn_id = conn_id
+        self.sock = _PeerSocket(addr)
+        self.pyroInstances = {}
+        self.tracked_resources = set()
+        self.keep_open = False
+
+    def __repr__(self):
+        return f"<{self.__class__.__module__}.SocketConnection at 0x{id(self):x}; {self.sock.getpeername()}>"
+
+
+def _exception_parts(exc):
+    """What the Rust daemon sends for an exception: its Pyro4 class name, args, attributes,
+    the formatted traceback (``_pyroTraceback``) and Pyro4's fallback text."""
+    tb = util.formatTraceback(type(exc), exc, exc.__traceback__, config.DETAILED_TRACEBACK)
+    cls = type(exc)
+    if cls.__module__ == errors.__name__:
+        name = "Pyro4.errors." + cls.__name__
+    else:
+        name = cls.__module__ + "." + cls.__name__
+    try:
+        attrs = dict(vars(exc))
+    except TypeError:
+        attrs = {}
+    attrs.pop("_pyroTraceback", None)
+    return name, tuple(exc.args), attrs, tb, f"{cls}: {exc}"
+
+
+def _set_context(ctx, conn):
+    current_context.client = conn
+    current_context.client_sock_addr = ctx[1]
+    current_context.seq = ctx[2]
+    current_context.msg_flags = ctx[3]
+    current_context.serializer_id = ctx[4]
+    current_context.annotations = ctx[5]
+    current_context.response_annotations = {}
+    current_context.correlation_id = uuid.UUID(bytes=ctx[6])
+
+
+def _dispatch(daemon_ref, entry, kind, name, args, kwargs, ctx):
+    """The Python part of Pyro4's ``handleRequest``, run on a daemon worker thread for
+    every call the Rust daemon routes to a Python object. Returns ``(status, value,
+    response annotations)``; exceptions are returned as ``_exception_parts``."""
+    _worker_state.active = True
+    is_callback = False
+    try:
+        daemon = daemon_ref()
+        if daemon is None:
+            raise errors.DaemonError("daemon is gone")
+        if kind == "next":
+            return _ST_VALUE, next(entry), None
+        if kind == "handshake":
+            return _ST_VALUE, daemon.validateHandshake(_ClientConnection(None, entry), args[0]), None
+        conn = daemon._connection_for(ctx)
+        _set_context(ctx, conn)
+        obj = entry
+        if inspect.isclass(obj):
+            obj = daemon._getInstance(obj, conn)
+        if kind == "get":
+            data = util.get_exposed_property_value(obj, name, only_exposed=config.REQUIRE_EXPOSE)
+        elif kind == "set":
+            data = util.set_exposed_property_value(obj, name, args[0], only_exposed=config.REQUIRE_EXPOSE)
+        else:
+            method = util.getAttribute(obj, name)
+            is_callback = getattr(method, "_pyroCallback", False)
+            data = method(*args, **(kwargs or {}))
+            if not ctx[3] & message.FLAGS_ONEWAY and (isinstance(data, collections.abc.Iterator)
+                                                      or inspect.isgenerator(data)):
+                if type(data) in _lazy_dict_iterator_types:
+                    raise errors.PyroError("won't serialize or stream lazy dict iterators, convert to list yourself")
+                return _ST_ITER, data, daemon._response_annotations()
+        return _ST_VALUE, data, daemon._response_annotations()
+    except Exception as x:  # noqa: BLE001 - every exception goes back to the client
+        parts = _exception_parts(x)
+        if is_callback:
+            # Pyro4 re-raises a @callback's exception in the daemon: it is logged here too.
+            log.warning("error during handleRequest: %s; %s", x, "".join(parts[3]))
+        return _ST_EXC, parts, None
+    finally:
+        _worker_state.active = False
+
+
+def _in_worker():
+    return getattr(_worker_state, "active", False)
+
+
+class Daemon:
+    """Pyro daemon (Pyro4's ``Daemon``): serves registered objects to Pyro clients.
+
+    The sockets, the Pyro protocol, HMAC and the serializers are the Rust daemon's; Python
+    methods run on a bounded pool of THREADPOOL_SIZE worker threads (one for SERVERTYPE
+    ``multiplex``), one call at a time per client connection.
+    """
+
+    def __init__(self, host=None, port=0, unixsocket=None, nathost=None, natport=None, interface=DaemonObject,
+                 connected_socket=None):
+        if connected_socket:
+            raise NotImplementedError("daemons on connected sockets are not supported by pyro_rs")
+        if host is None:
+            host = config.HOST
+        if nathost is None:
+            nathost = config.NATHOST
+        if natport is None and nathost is not None:
+            natport = config.NATPORT
+        if nathost and unixsocket:
+            raise ValueError("cannot use nathost together with unixsocket")
+        if (nathost is None) ^ (natport is None):
+            raise ValueError("must provide natport with nathost")
+        if config.SERVERTYPE == "thread":
+            pool_size = max(1, int(config.THREADPOOL_SIZE))
+        elif config.SERVERTYPE == "multiplex":
+            pool_size = 1
+        else:
+            raise errors.PyroError(f"invalid server type '{config.SERVERTYPE}'")
+        accepted = config.SERIALIZERS_ACCEPTED
+        if isinstance(accepted, str):
+            accepted = accepted.split(",")
+        accepted = [a.strip() for a in accepted if a.strip()]
+        for name in accepted:
+            if name not in ("pickle", "dill", "cloudpickle", "msgpack"):
+                util.get_serializer(name)  # unknown names fail here, as in Pyro4
+        serializers = {ser.serializer_id: (ser.replace, ser.dict_to_class, ser.subclass_as_base)
+                       for ser in util._serializers.values()}
+        items = []
+        for item in ("COMMTIMEOUT", "POLLTIMEOUT", "ONEWAY_THREADED", "ITER_STREAMING", "ITER_STREAM_LIFETIME",
+                     "ITER_STREAM_LINGER", "MAX_MESSAGE_SIZE", "COMPRESSION", "SOCK_REUSE", "PREFER_IP_VERSION"):
+            value = getattr(config, item)
+            items.append((item, ("true" if value else "false") if isinstance(value, bool) else str(value)))
+        items.append(("SERIALIZERS_ACCEPTED", ",".join(accepted)))
+        self.__mustshutdown = threading.Event()
+        self.__loopstopped = threading.Event()
+        self.__loopstopped.set()
+        self._native = self._make_native(host, port, unixsocket, nathost, natport, items, serializers, pool_size)
+        #: ``host:port`` (or ``./u:path``) the daemon listens on.
+        self.locationStr = self._native.location_str()
+        natport_for_loc = natport
+        if natport == 0:
+            natport_for_loc = int(self.locationStr.rsplit(":", 1)[1])
+        #: ``nathost:natport`` advertised in URIs, or None.
+        self.natLocationStr = f"{nathost}:{natport_for_loc}" if nathost else None
+        pyroObject = interface(self)
+        pyroObject._pyroId = constants.DAEMON_NAME
+        #: Registered objects and classes by id.
+        self.objectsById = {pyroObject._pyroId: pyroObject}
+        self.__pyroHmacKey = None
+        self._pyroInstances = {}
+        self._connections = {}
+        self.streaming_responses = {}
+        self.create_single_instance_lock = threading.Lock()
+        self.housekeeper_lock = threading.Lock()
+        self.transportServer = self._native  # truthy while open, as Pyro4's
+
+    def _make_native(self, host, port, unixsocket, nathost, natport, items, serializers, pool_size):
+        validate = type(self).validateHandshake is not Daemon.validateHandshake
+        return _native.NativeDaemon(str(host), int(port), unixsocket, nathost,
+                                    None if natport is None else int(natport), None, items,
+                                    serializers, _dispatch, _exception_parts, weakref.ref(self),
+                                    validate, pool_size)
+
+    @property
+    def _pyroHmacKey(self):
+        return self.__pyroHmacKey
+
+    @_pyroHmacKey.setter
+    def _pyroHmacKey(self, value):
+        if value and type(value) is not bytes:
+            value = value.encode("utf-8")
+        self._native.set_hmac_key(value or None)
+        self.__pyroHmacKey = value
+
+    @property
+    def sock(self):
+        """Not available: the listening socket belongs to the Rust daemon."""
+        return None
+
+    @property
+    def sockets(self):
+        return []
+
+    @staticmethod
+    def serveSimple(objects, host=None, port=0, daemon=None, ns=True, verbose=True):
+        """Register the objects (dict of object -> name or None), optionally in the name
+        server too, and run the request loop (Pyro4's ``serveSimple``)."""
+        if daemon is None:
+            daemon = Daemon(host, port)
+        with daemon:
+            if ns:
+                ns = _locateNS()
+            for obj, name in objects.items():
+                localname = None if ns else name
+                uri = daemon.register(obj, localname)
+                if verbose:
+                    print(f"Object {obj!r}:\n    uri = {uri}")
+                if name and ns:
+                    ns.register(name, uri)
+                    if verbose:
+                        print(f"    name = {name}")
+            if verbose:
+                print("Pyro daemon running.")
+            daemon.requestLoop()
+
+    def requestLoop(self, loopCondition=lambda: True):
+        """Serve requests until ``shutdown`` (or ``loopCondition()`` turns false). Calls are
+        served by the Rust daemon and its worker threads; this thread checks the loop
+        condition, reports client disconnects and runs ``housekeeping``."""
+        if not self.transportServer:
+            raise errors.PyroError("daemon is closed")
+        self.__mustshutdown.clear()
+        self.__loopstopped.clear()
+        self._native.start()
+        poll = 0.1
+        housekeeping_every = max(float(config.POLLTIMEOUT or 2.0), 0.1)
+        last = time.monotonic()
+        try:
+            while not self.__mustshutdown.is_set() and loopCondition():
+                if self._native.wait(poll):
+                    break
+                self._reap_connections()
+                now = time.monotonic()
+                if now - last >= housekeeping_every:
+                    last = now
+                    self._housekeeping()
+        finally:
+            self._reap_connections()
+            self.__loopstopped.set()
+
+    def events(self, eventsockets):
+        raise NotImplementedError("pyro_rs daemons run their own event loop; use requestLoop")
+
+    def combine(self, daemon):
+        raise NotImplementedError("pyro_rs daemons cannot be combined; run each requestLoop in a thread")
+
+    def shutdown(self):
+        """Stop the request loop and close the daemon."""
+        self.streaming_responses = {}
+        self.__mustshutdown.set()
+        self._native.shutdown()
+        self.close()
+        if not _in_worker():
+            self.__loopstopped.wait(timeout=5)
+
+    @property
+    def _shutting_down(self):
+        return self.__mustshutdown.is_set()
+
+    def validateHandshake(self, conn, data):
+        """Override to check new connections: return the handshake response, or raise to
+        refuse the connection (the exception text becomes the client's error)."""
+        return "hello"
+
+    def clientDisconnect(self, conn):
+        """Override to act on a client disconnect (called with the connection object)."""
+
+    def annotations(self):
+        """Override to return annotations (4-char str -> bytes) sent with each response."""
+        return {}
+
+    def housekeeping(self):
+        """Override for periodic clean-up; called every POLLTIMEOUT by the request loop."""
+
+    def _housekeeping(self):
+        if self._shutting_down:
+            return
+        with self.housekeeper_lock:
+            self.housekeeping()
+
+    def _response_annotations(self):
+        annotations = dict(current_context.response_annotations or {})
+        annotations.update(self.annotations())
+        annotations.pop("CORR", None)
+        return annotations
+
+    def _connection_for(self, ctx):
+        conn = self._connections.get(ctx[0])
+        if conn is None:
+            conn = self._connections.setdefault(ctx[0], _ClientConnection(ctx[0], ctx[1]))
+        return conn
+
+    def _reap_connections(self):
+        for conn_id in self._native.dead_connections():
+            conn = self._connections.pop(conn_id, None)
+            if conn is not None:
+                self._clientDisconnect(conn)
+
+    def _clientDisconnect(self, conn):
+        for resource in list(conn.tracked_resources):
+            try:
+                resource.close()
+            except Exception:
+                log.exception("error cleaning up a tracked resource")
+        conn.tracked_resources.clear()
+        conn.pyroInstances.clear()
+        try:
+            self.clientDisconnect(conn)
+        except Exception:
+            log.exception("error in clientDisconnect")
+
+    def _getInstance(self, clazz, conn):
+        def createInstance(clazz, creator):
+            try:
+                if creator:
+                    obj = creator(clazz)
+                    if isinstance(obj, clazz):
+                        return obj
+                    raise TypeError("instance creator returned object of different type")
+                return clazz()
+            except Exception:
+                log.exception("could not create pyro object instance")
+                raise
+        instance_mode, instance_creator = clazz._pyroInstancing
+        if instance_mode == "single":
+            with self.create_single_instance_lock:
+                instance = self._pyroInstances.get(clazz)
+                if not instance:
+                    instance = createInstance(clazz, instance_creator)
+                    self._pyroInstances[clazz] = instance
+                return instance
+        if instance_mode == "session":
+            instance = conn.pyroInstances.get(clazz)
+            if not instance:
+                instance = createInstance(clazz, instance_creator)
+                conn.pyroInstances[clazz] = instance
+            return instance
+        if instance_mode == "percall":
+            return createInstance(clazz, instance_creator)
+        raise errors.DaemonError("invalid instancemode in registered class")
+
+    def register(self, obj_or_class, objectId=None, force=False):
+        """Register an object (used for every call) or a class (instances per its
+        ``@behavior`` instance mode, default session) under an id; returns its URI."""
+        if objectId:
+            if not isinstance(objectId, str):
+                raise TypeError("objectId must be a string or None")
+        else:
+            objectId = "obj_" + uuid.uuid4().hex
+        if inspect.isclass(obj_or_class) and not hasattr(obj_or_class, "_pyroInstancing"):
+            obj_or_class._pyroInstancing = ("session", None)
+        if not force:
+            if not isinstance(obj_or_class, Proxy) and getattr(obj_or_class, "_pyroId", "") != "":
+                raise errors.DaemonError("object or class already has a Pyro id")
+            if objectId in self.objectsById:
+                raise errors.DaemonError("an object or class is already registered with that id")
+        obj_or_class._pyroId = objectId
+        obj_or_class._pyroDaemon = self
+        self._native_register(objectId, obj_or_class)
+        self.objectsById[objectId] = obj_or_class
+        return self.uriFor(objectId)
+
+    def _native_register(self, objectId, obj_or_class):
+        meta = util.get_exposed_members(obj_or_class, only_exposed=config.REQUIRE_EXPOSE, as_lists=True)
+        if not meta["methods"] and not meta["attrs"]:
+            log.warning("object %r doesn't expose any methods or attributes", obj_or_class)
+        clazz = obj_or_class if inspect.isclass(obj_or_class) else type(obj_or_class)
+        known = set(dir(obj_or_class))
+        self._native.register(objectId, obj_or_class, clazz.__name__, meta["methods"], meta["oneway"],
+                              meta["attrs"], sorted(known), bool(config.REQUIRE_EXPOSE), True)
+
+    def unregister(self, objectOrId):
+        """Remove an object or class (by itself or its id)."""
+        if objectOrId is None:
+            raise ValueError("object or objectid argument expected")
+        if not isinstance(objectOrId, str):
+            objectId = getattr(objectOrId, "_pyroId", None)
+            if objectId is None:
+                raise errors.DaemonError("object isn't registered")
+        else:
+            objectId = objectOrId
+            objectOrId = None
+        if objectId == constants.DAEMON_NAME:
+            return
+        if objectId in self.objectsById:
+            del self.objectsById[objectId]
+            self._native.unregister(objectId)
+            if objectOrId is not None:
+                del objectOrId._pyroId
+                del objectOrId._pyroDaemon
+
+    def uriFor(self, objectOrId, nat=True):
+        """The URI for an object (must be registered) or an object id."""
+        if not isinstance(objectOrId, str):
+            objectOrId = getattr(objectOrId, "_pyroId", None)
+            if objectOrId is None or objectOrId not in self.objectsById:
+                raise errors.DaemonError("object isn't registered in this daemon")
+        loc = (self.natLocationStr or self.locationStr) if nat else self.locationStr
+        return URI(f"PYRO:{objectOrId}@{loc}")
+
+    def resetMetadataCache(self, objectOrId, nat=True):
+        """Recompute the exposed members of an object whose class changed."""
+        uri = self.uriFor(objectOrId, nat)
+        if uri.object in self.objectsById:
+            registered_object = self.objectsById[uri.object]
+            util.reset_exposed_members(registered_object, config.REQUIRE_EXPOSE, as_lists=True)
+            util.reset_exposed_members(registered_object, config.REQUIRE_EXPOSE, as_lists=False)
+            if uri.object != constants.DAEMON_NAME:
+                self._native_register(uri.object, registered_object)
+
+    def proxyFor(self, objectOrId, nat=True):
+        """A proxy for a registered object, with its metadata already filled in."""
+        uri = self.uriFor(objectOrId, nat)
+        proxy = Proxy(uri)
+        try:
+            registered_object = self.objectsById[uri.object]
+        except KeyError:
+            raise errors.DaemonError("object isn't registered in this daemon")
+        meta = util.get_exposed_members(registered_object, only_exposed=config.REQUIRE_EXPOSE)
+        proxy._pyroGetMetadata(known_metadata=meta)
+        return proxy
+
+    def close(self):
+        """Stop serving and release the socket and worker threads."""
+        self.__mustshutdown.set()
+        self.streaming_responses = {}
+        if self.transportServer:
+            self.transportServer = None
+            self._native.close(not _in_worker())
+
+    def __repr__(self):
+        family = "Unix" if self.locationStr.startswith("./u:") else "IPv4/IPv6"
+        return (f"<{self.__class__.__module__}.{self.__class__.__name__} at 0x{id(self):x}; {self.locationStr} - "
+                f"{family}; {len(self.objectsById)} objects>")
+
+    def __enter__(self):
+        if not self.transportServer:
+            raise errors.PyroError("cannot reuse this object")
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        self.close()
+
+    def __getstate__(self):
+        return {}
+
+    def __getstate_for_dict__(self):
+        return ()
+
+    def __setstate_from_dict__(self, state):
+        pass
+
+
+def _autoproxy_hook(serializer):
+    """The serializer's replacement hook, returning a proxy for a registered object
+    (Pyro4's ``pyroObjectToAutoProxy``) when AUTOPROXY is on."""
+    base = serializer.replace
+
+    def replace(obj):
+        if config.AUTOPROXY and not isinstance(obj, (Proxy, URI, Daemon)):
+            daemon = getattr(obj, "_pyroDaemon", None)
+            if isinstance(daemon, Daemon) and getattr(obj, "_pyroId", None):
+                return daemon.proxyFor(obj)
+        return base(obj)
+    return replace
+
+
+# Registered objects become proxies wherever they are serialized, in replies and in call
+# arguments alike (Pyro4 registers the same replacement with every serializer).
+for _ser in util._serializers.values():
+    _ser.replace = _autoproxy_hook(_ser)
+del _ser
+
+
 def _serialize_core_object_to_dict(obj):
     return {"__class__": "Pyro4.core." + obj.__class__.__name__, "state": obj.__getstate_for_dict__()}
 
 
 # URI and Proxy cross the wire as Pyro4.core.URI / Pyro4.core.Proxy in every serializer.
-for _cls in (URI, Proxy):
+for _cls in (URI, Proxy, Daemon):
     util.SerializerBase.register_class_to_dict(_cls, _serialize_core_object_to_dict, serpent_too=True)
 util.SerializerBase.register_class_to_dict(futures._ExceptionWrapper,
                                            futures._ExceptionWrapper.__serialized_dict__, serpent_too=True)

@@ -402,10 +402,95 @@ def get_serializer_by_id(sid):
 SerializerBase.register_class_to_dict(errors.PyroError, _pyro_error_to_dict, serpent_too=True)
 
 
+_private_dunder_methods = frozenset([
+    "__init__", "__init_subclass__", "__class__", "__module__", "__weakref__",
+    "__call__", "__new__", "__del__", "__repr__", "__unicode__",
+    "__str__", "__format__", "__nonzero__", "__bool__", "__coerce__",
+    "__cmp__", "__eq__", "__ne__", "__hash__", "__ge__", "__gt__", "__le__", "__lt__",
+    "__dir__", "__enter__", "__exit__", "__copy__", "__deepcopy__", "__sizeof__",
+    "__getattr__", "__setattr__", "__hasattr__", "__getattribute__", "__delattr__",
+    "__instancecheck__", "__subclasscheck__", "__getinitargs__", "__getnewargs__",
+    "__getstate__", "__setstate__", "__reduce__", "__reduce_ex__",
+    "__getstate_for_dict__", "__setstate_from_dict__", "__subclasshook__",
+])
+
+
 def is_private_attribute(attr_name):
-    """Pyro4's rule: dunder names are private except a few, single underscore names too."""
-    if attr_name in ("__getattr__", "__setattr__", "__getattribute__"):
+    """Pyro4's rule: a fixed set of dunder names, and every other name starting with an
+    underscore unless it is a dunder name longer than 4 characters."""
+    if attr_name in _private_dunder_methods:
         return True
-    if attr_name.startswith("__") and attr_name.endswith("__"):
+    if not attr_name.startswith("_"):
         return False
-    return attr_name.startswith("_")
+    return not (len(attr_name) > 4 and attr_name.startswith("__") and attr_name.endswith("__"))
+
+
+def getAttribute(obj, attr):
+    """Resolve a remotely called name on an object (Pyro4's rules): private names are
+    refused, and with REQUIRE_EXPOSE only @expose'd members are returned."""
+    if is_private_attribute(attr):
+        raise AttributeError(f"attempt to access private attribute '{attr}'")
+    obj = getattr(obj, attr)
+    if not config.REQUIRE_EXPOSE or getattr(obj, "_pyroExposed", False):
+        return obj
+    raise AttributeError(f"attempt to access unexposed attribute '{attr}'")
+
+
+_exposed_member_cache = {}
+
+
+def reset_exposed_members(obj, only_exposed=True, as_lists=False):
+    """Forget the cached exposed members of the object's class."""
+    if not inspect.isclass(obj):
+        obj = obj.__class__
+    _exposed_member_cache.pop((obj, only_exposed, as_lists), None)
+
+
+def get_exposed_members(obj, only_exposed=True, as_lists=False, use_cache=True):
+    """The exposed methods, oneway methods and properties of an object's class (Pyro4's
+    metadata): private names never; with ``only_exposed`` only @expose'd members."""
+    if not inspect.isclass(obj):
+        obj = obj.__class__
+    cache_key = (obj, only_exposed, as_lists)
+    if use_cache and cache_key in _exposed_member_cache:
+        return _exposed_member_cache[cache_key]
+    methods = set()
+    oneway = set()
+    attrs = set()
+    for m in dir(obj):
+        if is_private_attribute(m):
+            continue
+        v = getattr(obj, m)
+        if inspect.ismethod(v) or inspect.isfunction(v) or inspect.ismethoddescriptor(v):
+            if getattr(v, "_pyroExposed", not only_exposed):
+                methods.add(m)
+                if getattr(v, "_pyroOneway", False):
+                    oneway.add(m)
+        elif inspect.isdatadescriptor(v):
+            func = getattr(v, "fget", None) or getattr(v, "fset", None) or getattr(v, "fdel", None)
+            if func is not None and getattr(func, "_pyroExposed", not only_exposed):
+                attrs.add(m)
+        # Plain class attributes are never exposed: a @property is the way to do that.
+    if as_lists:
+        methods, oneway, attrs = list(methods), list(oneway), list(attrs)
+    result = {"methods": methods, "oneway": oneway, "attrs": attrs}
+    _exposed_member_cache[cache_key] = result
+    return result
+
+
+def get_exposed_property_value(obj, propname, only_exposed=True):
+    """The value of an exposed @property; anything else is an AttributeError."""
+    v = getattr(obj.__class__, propname)
+    if inspect.isdatadescriptor(v) and v.fget and getattr(v.fget, "_pyroExposed", not only_exposed):
+        return v.fget(obj)
+    raise AttributeError(f"attempt to access unexposed or unknown remote attribute '{propname}'")
+
+
+def set_exposed_property_value(obj, propname, value, only_exposed=True):
+    """Set an exposed @property; anything else is an AttributeError."""
+    v = getattr(obj.__class__, propname)
+    if inspect.isdatadescriptor(v):
+        pfunc = v.fget or v.fset or v.fdel
+        if v.fset and getattr(pfunc, "_pyroExposed", not only_exposed):
+            return v.fset(obj, value)
+    raise AttributeError(f"attempt to access unexposed or unknown remote attribute '{propname}'")

@@ -309,6 +309,13 @@ impl CallContext {
     pub fn daemon(&self) -> &DaemonHandle {
         &self.conn.daemon
     }
+    /// A weak reference that stays upgradable while the client connection is served,
+    /// so a dispatcher can notice disconnects later (Pyro4's `clientDisconnect` hook and
+    /// the end of `instance_mode="session"` objects). Only liveness is observable.
+    pub fn connection_token(&self) -> std::sync::Weak<dyn std::any::Any + Send + Sync> {
+        let strong: Arc<dyn std::any::Any + Send + Sync> = self.conn.clone();
+        Arc::downgrade(&strong)
+    }
 }
 
 /// A remotely callable object.
