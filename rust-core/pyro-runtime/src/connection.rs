@@ -1,12 +1,16 @@
-//! A framed Pyro4 connection: whole messages over a byte stream (TCP or a Unix socket),
-//! with one reusable read buffer and [`pyro_wire::MessageDecoder`] doing the parsing.
+//! A framed Pyro4 connection: whole messages over a byte stream (TCP, TLS over TCP or a
+//! Unix socket), with one reusable read buffer and [`pyro_wire::MessageDecoder`] doing
+//! the parsing.
 
+use crate::config::Config;
 use crate::error::from_io;
 use crate::{Error, Result};
 use bytes::{Buf, BytesMut};
 use pyro_wire::{Decoded, Limits, Location, Message, MessageDecoder};
+use rustls::pki_types::{CertificateDer, ServerName};
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -22,7 +26,8 @@ const MAX_RESERVE_STEP: usize = 256 * 1024;
 /// memory for the rest of the connection's life.
 const SHRINK_ABOVE: usize = 4 * 1024 * 1024;
 
-/// A client or server socket: TCP or a Unix domain socket.
+/// A client or server socket: TCP, TLS over TCP (Pyro4's SSL mode) or a Unix domain
+/// socket.
 #[derive(Debug)]
 pub enum Stream {
     /// TCP (IPv4 or IPv6).
@@ -30,12 +35,37 @@ pub enum Stream {
     /// Unix domain socket (`./u:path` locations).
     #[cfg(unix)]
     Unix(UnixStream),
+    /// TLS over TCP, client side (a proxy with SSL on).
+    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// TLS over TCP, server side (a daemon with SSL on).
+    TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
 impl Stream {
-    /// Connect to a location. TCP connections get TCP_NODELAY: every message is written
-    /// in one piece, so Nagle's algorithm can only add latency.
+    /// Connect to a location, with TLS when the process-wide client setting asks for it
+    /// ([`crate::tls::process_client_config`]: PYRO_SSL and friends, as Pyro4's
+    /// process-wide `config.SSL`). TCP connections get TCP_NODELAY: every message is
+    /// written in one piece, so Nagle's algorithm can only add latency.
     pub async fn connect(location: &Location) -> Result<Stream> {
+        let tls = crate::tls::process_client_config()
+            .map_err(|e| connect_error(location, io::Error::other(e)))?;
+        Stream::connect_tls(location, tls.as_ref()).await
+    }
+
+    /// Connect with the TLS setting of `config` (its SSL items when SSL is on there,
+    /// else the process-wide setting).
+    pub async fn connect_with_config(location: &Location, config: &Config) -> Result<Stream> {
+        let tls = crate::tls::client_config_for(config)
+            .map_err(|e| connect_error(location, io::Error::other(e)))?;
+        Stream::connect_tls(location, tls.as_ref()).await
+    }
+
+    /// Connect, with TLS when `tls` is given (TCP locations only; the server name checked
+    /// against the certificate is the URI's host, as Pyro4's `server_hostname`).
+    pub async fn connect_tls(
+        location: &Location,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> Result<Stream> {
         match location {
             Location::Tcp { host, port } => {
                 let stream = TcpStream::connect((host.as_str(), *port))
@@ -44,7 +74,25 @@ impl Stream {
                 stream
                     .set_nodelay(true)
                     .map_err(|e| connect_error(location, e))?;
-                Ok(Stream::Tcp(stream))
+                let Some(tls) = tls else {
+                    return Ok(Stream::Tcp(stream));
+                };
+                let name = ServerName::try_from(host.clone()).map_err(|e| {
+                    connect_error(
+                        location,
+                        io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
+                    )
+                })?;
+                let connector = tokio_rustls::TlsConnector::from(tls.clone());
+                let tls_stream = connector.connect(name, stream).await.map_err(|e| {
+                    // A plain Pyro4 daemon answers a ClientHello with a CONNECTFAIL,
+                    // which rustls reports as a corrupt record: say what it means.
+                    Error::Communication(format!(
+                        "cannot connect to {}: TLS handshake failed: {e} (is SSL enabled on the server?)",
+                        location_text(location)
+                    ))
+                })?;
+                Ok(Stream::TlsClient(Box::new(tls_stream)))
             }
             #[cfg(unix)]
             Location::Unix(path) => {
@@ -58,6 +106,22 @@ impl Stream {
                 "unix domain sockets are not supported on this platform".into(),
             )),
         }
+    }
+
+    /// True for a TLS stream.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::TlsClient(_) | Stream::TlsServer(_))
+    }
+
+    /// The certificates the peer presented over TLS (Python's `getpeercert()`), end
+    /// entity first. None on plain streams or when the peer sent none.
+    pub fn peer_certificates(&self) -> Option<Vec<CertificateDer<'static>>> {
+        let certs = match self {
+            Stream::TlsClient(s) => s.get_ref().1.peer_certificates(),
+            Stream::TlsServer(s) => s.get_ref().1.peer_certificates(),
+            _ => None,
+        }?;
+        Some(certs.iter().map(|c| c.clone().into_owned()).collect())
     }
 }
 
@@ -95,6 +159,8 @@ impl AsyncRead for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::TlsServer(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -109,6 +175,8 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::TlsServer(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -117,6 +185,8 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::TlsServer(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -125,6 +195,8 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::TlsServer(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 
@@ -137,6 +209,8 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Stream::TlsServer(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -145,8 +219,18 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => s.is_write_vectored(),
             #[cfg(unix)]
             Stream::Unix(s) => s.is_write_vectored(),
+            Stream::TlsClient(s) => s.is_write_vectored(),
+            Stream::TlsServer(s) => s.is_write_vectored(),
         }
     }
+}
+
+/// A plain connection got TLS records back (typically the alert a TLS server sends
+/// when a plain client talks to it).
+fn tls_peer_error() -> Error {
+    Error::Communication(
+        "the peer speaks TLS: enable SSL (Pyro4 config SSL, PYRO_SSL) on this side too".into(),
+    )
 }
 
 /// Whole Pyro4 messages over a byte stream.
@@ -171,6 +255,20 @@ impl Connection<Stream> {
     ) -> Result<Self> {
         Ok(Connection::new(
             Stream::connect(location).await?,
+            limits,
+            hmac_key,
+        ))
+    }
+
+    /// Connect with the TLS setting of `config` (see [`Stream::connect_with_config`]).
+    pub async fn connect_with_config(
+        location: &Location,
+        limits: Limits,
+        hmac_key: Option<Vec<u8>>,
+        config: &Config,
+    ) -> Result<Self> {
+        Ok(Connection::new(
+            Stream::connect_with_config(location, config).await?,
             limits,
             hmac_key,
         ))
@@ -206,7 +304,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let mut wanted = 0usize;
         loop {
             if !self.buf.is_empty() && self.buf.len() >= wanted {
-                match self.decoder.decode(&self.buf)? {
+                let decoded = self.decoder.decode(&self.buf).map_err(|e| {
+                    if crate::tls::looks_like_tls(&self.buf) {
+                        tls_peer_error()
+                    } else {
+                        Error::from(e)
+                    }
+                })?;
+                match decoded {
                     Decoded::Message(msg, used) => {
                         self.buf.advance(used.min(self.buf.len()));
                         if self.buf.is_empty() && self.buf.capacity() > SHRINK_ABOVE {
@@ -233,6 +338,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if n == 0 {
                 if self.buf.is_empty() {
                     return Ok(None);
+                }
+                if crate::tls::looks_like_tls(&self.buf) {
+                    return Err(tls_peer_error());
                 }
                 return Err(Error::ConnectionClosed(
                     "receiving: connection closed in the middle of a message".into(),

@@ -10,20 +10,22 @@
 //! - [`Error`]: Pyro4's error tree plus remote exceptions.
 //! - [`daemon`]: the server side: [`Daemon`] serving [`Dispatch`] objects to Pyro4 clients.
 //! - [`nameserver`]: the name server ([`NameServerDaemon`]), storage and broadcast responder.
+//! - [`tls`]: TLS on rustls, Pyro4's SSL mode (SSL_* config items).
 
 pub mod blocking;
 pub mod config;
 pub mod connection;
 pub mod daemon;
 pub mod error;
-pub mod naming;
 pub mod nameserver;
+pub mod naming;
 pub mod proxy;
+pub mod tls;
 
 pub use config::Config;
 pub use connection::{Connection, Stream};
 pub use daemon::{Daemon, DaemonBuilder, DaemonHandle, Dispatch, Exposed, Fault};
 pub use error::{Error, Result};
-pub use naming::{locate_ns, locate_ns_with, ListFilter, NameServer, Registration};
 pub use nameserver::{NameServerDaemon, NameServerOptions, StorageSpec};
+pub use naming::{locate_ns, locate_ns_with, ListFilter, NameServer, Registration};
 pub use proxy::{Batch, ItemStream, Proxy, Reply};

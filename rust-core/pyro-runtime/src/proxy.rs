@@ -467,7 +467,13 @@ impl Proxy {
         location: &Location,
         loc_text: &str,
     ) -> Result<(Connection, Option<Value>)> {
-        let mut conn = Connection::connect(location, self.limits, self.hmac_key.clone()).await?;
+        let mut conn = Connection::connect_with_config(
+            location,
+            self.limits,
+            self.hmac_key.clone(),
+            &self.config,
+        )
+        .await?;
         let mut data = Dict::new();
         data.set("handshake", self.handshake.clone());
         let mut flags = 0;

@@ -10,6 +10,11 @@
 //! - [`DaemonHandle`]: a cheap clone to register objects and shut the daemon down from
 //!   anywhere (also reachable from a call through [`CallContext::daemon`]).
 //!
+//! With SSL on in its configuration (or [`DaemonBuilder::tls`]), every accepted TCP
+//! connection is a TLS server connection (Pyro4's SSL mode); the TLS handshake runs on
+//! the connection's own task, bounded by COMMTIMEOUT (10 s when that is 0), so a client
+//! that never finishes it cannot hold up the accept loop.
+//!
 //! The built-in object `Pyro.Daemon` offers `ping`, `registered`, `info`,
 //! `get_metadata`, `get_next_stream_item` and `close_stream`, as Pyro4's `DaemonObject`.
 
@@ -53,6 +58,10 @@ pub const CONNECTION_LIMIT_REASON: &str = "no free workers, increase server thre
 /// Listen backlog, as Pyro4's `createSocket(... backlog=100)`.
 const BACKLOG: u32 = 100;
 
+/// Bound on a TLS handshake when COMMTIMEOUT is 0 (Pyro4 would wait forever, inside its
+/// accept loop).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A handshake validator: Pyro4's overridable `Daemon.validateHandshake(conn, data)`.
 /// Returns the handshake response sent to the client, or a [`Fault`] whose message
 /// becomes the CONNECTFAIL reason.
@@ -80,6 +89,7 @@ pub(crate) struct Shared {
     next_conn_id: AtomicU64,
     validator: Option<Arc<HandshakeValidator>>,
     shutdown_tx: watch::Sender<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// A clone-able reference to a daemon: register objects, build URIs, shut it down.
@@ -199,6 +209,11 @@ impl DaemonHandle {
         self.shared.active.load(Ordering::Relaxed)
     }
 
+    /// True when the daemon serves TLS (Pyro4's SSL mode).
+    pub fn is_tls(&self) -> bool {
+        self.shared.tls.is_some()
+    }
+
     /// Number of open item streams.
     pub fn stream_count(&self) -> usize {
         self.shared.streams.len()
@@ -262,6 +277,18 @@ pub struct DaemonBuilder {
     hmac_key: Option<Vec<u8>>,
     max_connections: Option<usize>,
     validator: Option<Arc<HandshakeValidator>>,
+    tls: TlsChoice,
+}
+
+/// Where a daemon's TLS setting comes from.
+#[derive(Clone)]
+enum TlsChoice {
+    /// The configuration's SSL_* items (plain when SSL is off).
+    FromConfig,
+    /// Given explicitly.
+    Given(Arc<rustls::ServerConfig>),
+    /// Plain TCP whatever the configuration says.
+    Off,
 }
 
 impl DaemonBuilder {
@@ -283,8 +310,22 @@ impl DaemonBuilder {
             hmac_key: None,
             max_connections: None,
             validator: None,
+            tls: TlsChoice::FromConfig,
             config,
         }
+    }
+
+    /// Serve TLS with this rustls configuration (instead of the configuration's SSL_*
+    /// items); see [`crate::tls::server_config`] to build one from SSL_* settings.
+    pub fn tls(mut self, tls: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = TlsChoice::Given(tls);
+        self
+    }
+
+    /// Serve plain TCP even when the configuration has SSL on.
+    pub fn no_tls(mut self) -> Self {
+        self.tls = TlsChoice::Off;
+        self
     }
 
     /// Bind host (kept as given for the URIs, like Pyro4's `locationStr`).
@@ -357,13 +398,25 @@ impl DaemonBuilder {
                         accepted.push(k);
                     }
                 }
-                // Pyro4 silently skips serializers that are not installed; the pickle
-                // family and msgpack are not available in Rust.
+                // Pyro4 silently skips serializers that are not installed; msgpack is
+                // not available in Rust (the pickle family is, through pyro-codec).
                 _ => {
                     tracing::warn!("serializer {name:?} is not available and will not be accepted")
                 }
             }
         }
+        // Pyro4 builds its SSL context when the server socket is created; a broken
+        // SSL setup is a bind error here too, never a silent fall-back to plain TCP.
+        let tls = match self.tls {
+            TlsChoice::Off => None,
+            TlsChoice::Given(c) => Some(c),
+            TlsChoice::FromConfig if config.ssl => Some(
+                crate::tls::server_config(&config)
+                    .map_err(|e| DaemonError::Config(format!("SSL: {e}")))?,
+            ),
+            TlsChoice::FromConfig => None,
+        };
+        let tls = tls.map(tokio_rustls::TlsAcceptor::from);
         let natport_cfg = self.natport.unwrap_or(config.natport);
         let (listener, location, location_str) = match &self.bind {
             Bind::Tcp { host, port } => {
@@ -423,6 +476,7 @@ impl DaemonBuilder {
             next_conn_id: AtomicU64::new(1),
             validator: self.validator,
             shutdown_tx,
+            tls,
         });
         let handle = DaemonHandle { shared };
         let daemon_object = object::DaemonObject::new(Arc::downgrade(&handle.shared));
@@ -628,7 +682,26 @@ impl Daemon {
                         // Counted here, before the task runs, so a burst of connects
                         // cannot slip past the limit.
                         let guard = if over { None } else { Some(server::ActiveGuard::new(&shared)) };
-                        tasks.spawn(server::serve_connection(handle, stream, addr, guard));
+                        match (&shared.tls, stream) {
+                            (Some(acceptor), Stream::Tcp(tcp)) => {
+                                let acceptor = acceptor.clone();
+                                let limit = shared.config.comm_timeout().unwrap_or(TLS_HANDSHAKE_TIMEOUT);
+                                tasks.spawn(async move {
+                                    // The handshake runs here, on the connection's task.
+                                    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+                                        Ok(Ok(tls)) => {
+                                            let stream = Stream::TlsServer(Box::new(tls));
+                                            server::serve_connection(handle, stream, addr, guard).await;
+                                        }
+                                        Ok(Err(e)) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
+                                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+                                    }
+                                });
+                            }
+                            (_, stream) => {
+                                tasks.spawn(server::serve_connection(handle, stream, addr, guard));
+                            }
+                        }
                     }
                     Err(e) => {
                         // EMFILE and friends: back off briefly instead of spinning.

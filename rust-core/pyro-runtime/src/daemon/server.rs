@@ -76,6 +76,8 @@ struct Conn {
     decoder: MessageDecoder,
     info: Arc<ConnInfo>,
     timeout: Option<Duration>,
+    /// When the message being read must be complete (COMMTIMEOUT after its first wait).
+    deadline: Option<tokio::time::Instant>,
     decode_limits: DecodeLimits,
 }
 
@@ -105,6 +107,7 @@ pub(crate) async fn serve_connection(
         decoder: MessageDecoder::new(limits, shared.hmac_key.clone()),
         info,
         timeout: shared.config.comm_timeout(),
+        deadline: None,
         decode_limits: DecodeLimits::default(),
         handle,
     };
@@ -138,7 +141,12 @@ impl Conn {
         &self.handle.shared
     }
 
-    /// Make sure at least `n` bytes are buffered.
+    /// Make sure at least `n` bytes are buffered, before the message deadline.
+    ///
+    /// COMMTIMEOUT bounds a whole message, not each read: a peer trickling one byte at a
+    /// time (slowloris) cannot hold a connection open longer than COMMTIMEOUT per message.
+    /// Waiting for the next request counts too, so idle connections close after
+    /// COMMTIMEOUT as Pyro4 closes them.
     async fn fill(&mut self, n: usize) -> Result<(), ReadError> {
         while self.buf.len() < n {
             let missing = (n - self.buf.len()).min(MAX_RESERVE_STEP);
@@ -146,8 +154,8 @@ impl Conn {
                 self.buf.reserve(missing.max(INITIAL_BUFFER));
             }
             let read = self.stream.read_buf(&mut self.buf);
-            let got = match self.timeout {
-                Some(t) => tokio::time::timeout(t, read)
+            let got = match self.deadline {
+                Some(t) => tokio::time::timeout_at(t, read)
                     .await
                     .map_err(|_| ReadError::Closed)?,
                 None => read.await,
@@ -162,6 +170,7 @@ impl Conn {
 
     /// Read and validate a header (checksum, version, type number, size limit).
     async fn read_header(&mut self) -> Result<Header, ReadError> {
+        self.deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
         self.fill(HEADER_SIZE).await?;
         let mut head = [0u8; HEADER_SIZE];
         head.copy_from_slice(&self.buf[..HEADER_SIZE]);
