@@ -7,7 +7,9 @@
 use pyo3::prelude::*;
 
 mod convert;
+mod daemon;
 mod errors;
+mod pool;
 mod proxy;
 mod serpent;
 
@@ -50,6 +52,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(serpent::serpent_serialize, m)?)?;
     m.add_function(wrap_pyfunction!(serpent::serpent_container, m)?)?;
     m.add_function(wrap_pyfunction!(serpent::serpent_float, m)?)?;
+    m.add_function(wrap_pyfunction!(serpent::serpent_dumps_builtin, m)?)?;
     m.add_function(wrap_pyfunction!(errors::_raise_runtime_error, m)?)?;
     m.add("RUNTIME_ERROR_VARIANTS", errors::VARIANTS.to_vec())?;
     m.add(
@@ -58,6 +61,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add_class::<serpent::Output>()?;
     m.add_class::<proxy::NativeProxy>()?;
+    m.add_class::<daemon::NativeDaemon>()?;
     m.add_function(wrap_pyfunction!(proxy::locate_ns, m)?)?;
     Ok(())
 }

@@ -510,3 +510,195 @@ pub(crate) fn serpent_float(v: f64) -> PyResult<String> {
         serpent::to_vec(&Value::Float(v)).map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(String::from_utf8_lossy(&bytes[serpent::HEADER.len()..]).into_owned())
 }
+
+/// The whole of `serpent.dumps(obj)` (compact mode) in Rust for a tree made only of exact
+/// builtin types: str, int, bool, None, float, complex, bytes, tuple, list, dict, set and
+/// frozenset, with dict keys and set elements of serpent's primitive hashable types.
+///
+/// serpent dispatches these exact types before it looks at registered classes, so the
+/// output is the one the full `Serializer` writes. Anything else (another type, a subclass,
+/// an int too long for `repr`, nesting past `max_level`, which is also where a cycle ends
+/// up) makes this return None and the caller runs the full `Serializer`, which then gives
+/// serpent's own result or error. The fast path exists because building a `Serializer`,
+/// copying the class registry and calling back per container costs more than writing a
+/// small message.
+#[pyfunction]
+pub(crate) fn serpent_dumps_builtin<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    bytes_repr: bool,
+    max_level: usize,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let mut w = FastWriter {
+        buf: Vec::with_capacity(256),
+        bytes_repr,
+        max_level,
+    };
+    w.buf.extend_from_slice(serpent::HEADER);
+    if w.value(obj, 0)? {
+        Ok(Some(PyBytes::new(py, &w.buf)))
+    } else {
+        Ok(None)
+    }
+}
+
+/// The writer of [`serpent_dumps_builtin`]: `Ok(false)` means "not a builtin-only tree".
+struct FastWriter {
+    buf: Vec<u8>,
+    bytes_repr: bool,
+    max_level: usize,
+}
+
+impl FastWriter {
+    fn value(&mut self, obj: &Bound<'_, PyAny>, level: usize) -> PyResult<bool> {
+        if level > self.max_level {
+            return Ok(false);
+        }
+        // Most frequent first; the exact-type tests are exclusive, so order is only speed.
+        if obj.is_exact_instance_of::<PyInt>() {
+            return match obj.extract::<i64>() {
+                Ok(i) => {
+                    serpent::text::int(&mut self.buf, i);
+                    Ok(true)
+                }
+                // Big ints (and the digit limit) go through the full path's repr().
+                Err(_) => Ok(false),
+            };
+        }
+        if let Ok(s) = obj.cast_exact::<PyString>() {
+            return self.string(s);
+        }
+        if let Ok(f) = obj.cast_exact::<PyFloat>() {
+            serpent::text::float(&mut self.buf, f.value());
+            return Ok(true);
+        }
+        if let Ok(d) = obj.cast_exact::<PyDict>() {
+            self.buf.push(b'{');
+            for (i, (k, v)) in d.iter().enumerate() {
+                if i > 0 {
+                    self.buf.push(b',');
+                }
+                if !is_primitive_key(&k) || !self.value(&k, level + 1)? {
+                    return Ok(false);
+                }
+                self.buf.push(b':');
+                if !self.value(&v, level + 1)? {
+                    return Ok(false);
+                }
+            }
+            self.buf.push(b'}');
+            return Ok(true);
+        }
+        if let Ok(l) = obj.cast_exact::<PyList>() {
+            self.buf.push(b'[');
+            for (i, it) in l.iter().enumerate() {
+                if i > 0 {
+                    self.buf.push(b',');
+                }
+                if !self.value(&it, level + 1)? {
+                    return Ok(false);
+                }
+            }
+            self.buf.push(b']');
+            return Ok(true);
+        }
+        if let Ok(t) = obj.cast_exact::<PyTuple>() {
+            self.buf.push(b'(');
+            let n = t.len();
+            for (i, it) in t.iter().enumerate() {
+                if i > 0 {
+                    self.buf.push(b',');
+                }
+                if !self.value(&it, level + 1)? {
+                    return Ok(false);
+                }
+            }
+            if n == 1 {
+                self.buf.push(b',');
+            }
+            self.buf.push(b')');
+            return Ok(true);
+        }
+        if obj.is_exact_instance_of::<PyBool>() {
+            let t = obj.is_truthy()?;
+            self.buf
+                .extend_from_slice(if t { b"True" } else { b"False" });
+            return Ok(true);
+        }
+        if obj.is_none() {
+            self.buf.extend_from_slice(b"None");
+            return Ok(true);
+        }
+        if let Ok(b) = obj.cast_exact::<PyBytes>() {
+            serpent::text::bytes(&mut self.buf, b.as_bytes(), self.bytes_repr);
+            return Ok(true);
+        }
+        if let Ok(c) = obj.cast_exact::<PyComplex>() {
+            serpent::text::complex(&mut self.buf, c.real(), c.imag());
+            return Ok(true);
+        }
+        if let Ok(s) = obj.cast_exact::<PySet>() {
+            return self.set(s.iter(), s.len(), level);
+        }
+        if let Ok(s) = obj.cast_exact::<PyFrozenSet>() {
+            return self.set(s.iter(), s.len(), level);
+        }
+        Ok(false)
+    }
+
+    /// `ser_builtins_set`: `{a,b}`, and `()` for the empty set.
+    fn set<'py>(
+        &mut self,
+        items: impl Iterator<Item = Bound<'py, PyAny>>,
+        len: usize,
+        level: usize,
+    ) -> PyResult<bool> {
+        if len == 0 {
+            self.buf.extend_from_slice(b"()");
+            return Ok(true);
+        }
+        self.buf.push(b'{');
+        for (i, it) in items.enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            if !is_primitive_key(&it) || !self.value(&it, level + 1)? {
+                return Ok(false);
+            }
+        }
+        self.buf.push(b'}');
+        Ok(true)
+    }
+
+    /// ASCII text is written here (the common case, and the same bytes as Python's repr);
+    /// other text takes Python's own `repr`, as the full walker does, so "printable" follows
+    /// the running interpreter's Unicode tables.
+    fn string(&mut self, s: &Bound<'_, PyString>) -> PyResult<bool> {
+        // `encode_utf8` rather than `to_cow`: under the abi3-py39 API `to_cow` encodes to a
+        // bytes object and then copies that into a new String; this reads the bytes object.
+        let utf8 = s.encode_utf8();
+        let ascii = match &utf8 {
+            Ok(b) if b.as_bytes().is_ascii() => std::str::from_utf8(b.as_bytes()).ok(),
+            _ => None,
+        };
+        match ascii {
+            Some(t) => serpent::text::str_repr(&mut self.buf, t),
+            None => {
+                let r = s.repr()?;
+                self.buf.extend_from_slice(r.to_cow()?.as_bytes());
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// serpent's primitive hashable key types, exactly (subclasses take the full path).
+fn is_primitive_key(key: &Bound<'_, PyAny>) -> bool {
+    key.is_exact_instance_of::<PyString>()
+        || key.is_exact_instance_of::<PyInt>()
+        || key.is_exact_instance_of::<PyBool>()
+        || key.is_exact_instance_of::<PyFloat>()
+        || key.is_exact_instance_of::<PyTuple>()
+        || key.is_exact_instance_of::<PyBytes>()
+        || key.is_exact_instance_of::<PyComplex>()
+}

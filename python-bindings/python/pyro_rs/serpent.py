@@ -32,6 +32,12 @@ _HEADER = "# serpent utf-8 python3.2\n"
 
 def dumps(obj, indent=False, module_in_classname=False, bytes_repr=False):
     """Serialize an object tree to bytes."""
+    if not indent:
+        # Trees of exact builtin types are written by Rust in one call (the same bytes the
+        # Serializer writes); anything else returns None and takes the full Serializer.
+        data = _native.serpent_dumps_builtin(obj, bytes_repr, min(sys.getrecursionlimit() // 5, 1000))
+        if data is not None:
+            return data
     return Serializer(indent, module_in_classname, bytes_repr).serialize(obj)
 
 

@@ -236,18 +236,31 @@ fn check_key_type(v: &Value) -> Result<()> {
 // ---------------------------------------------------------------------------------------
 // Scalars: Python's repr().
 
+/// "00" to "99": two digits per division when printing integers.
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// `repr(int)` for an i64.
 pub(crate) fn write_i64(out: &mut Vec<u8>, v: i64) {
     let mut buf = [0u8; 20];
     let mut pos = buf.len();
     let mut n = v.unsigned_abs();
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        pos -= 2;
+        buf[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        pos -= 2;
+        buf[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
         pos -= 1;
-        buf[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        buf[pos] = b'0' + n as u8;
     }
     if v < 0 {
         out.push(b'-');
@@ -277,7 +290,7 @@ fn write_bigint(out: &mut Vec<u8>, b: &BigInt) -> Result<()> {
 }
 
 /// `ser_builtins_float`: NaN as a class dict, infinities as `1e30000`, else `repr`.
-fn write_float(out: &mut Vec<u8>, f: f64) {
+pub(crate) fn write_float(out: &mut Vec<u8>, f: f64) {
     if f.is_nan() {
         out.extend_from_slice(b"{'__class__':'float','value':'nan'}");
     } else if f.is_infinite() {
@@ -289,7 +302,7 @@ fn write_float(out: &mut Vec<u8>, f: f64) {
 
 /// `ser_builtins_complex` (1.43): a NaN part gives a class dict; otherwise `(re+imj)` with
 /// the `+` only when the imaginary part is non-negative with a clear sign bit.
-fn write_complex(out: &mut Vec<u8>, re: f64, im: f64) {
+pub(crate) fn write_complex(out: &mut Vec<u8>, re: f64, im: f64) {
     if re.is_nan() || im.is_nan() {
         out.extend_from_slice(b"{'__class__':'complex','real':");
         write_float(out, re);
@@ -410,6 +423,42 @@ pub(crate) fn write_float_repr(out: &mut Vec<u8>, f: f64) {
     }
 }
 
+/// Word-at-a-time byte tests (SWAR) for the string scanners of the encoder and parser.
+pub(crate) mod swar {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+    /// Non-zero when some byte of `w` is zero (exact as to whether one exists).
+    #[inline]
+    pub(crate) fn has_zero(w: u64) -> u64 {
+        w.wrapping_sub(ONES) & !w & HIGHS
+    }
+
+    /// Non-zero when some byte of `w` equals `c`.
+    #[inline]
+    pub(crate) fn has_byte(w: u64, c: u8) -> u64 {
+        has_zero(w ^ (ONES * u64::from(c)))
+    }
+
+    /// Non-zero when some byte of `w` is below `n` (n <= 128) or has the high bit set.
+    #[inline]
+    pub(crate) fn has_less_or_high(w: u64, n: u8) -> u64 {
+        (w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS) | (w & HIGHS)
+    }
+
+    /// True when all eight bytes are printable ASCII other than `\\`, `'` and `"`: the
+    /// bytes `repr(str)` copies unchanged.
+    #[inline]
+    pub(crate) fn plain_word(w: u64) -> bool {
+        (has_less_or_high(w, 0x20)
+            | has_byte(w, 0x7f)
+            | has_byte(w, b'\\')
+            | has_byte(w, b'\'')
+            | has_byte(w, b'"'))
+            == 0
+    }
+}
+
 /// ASCII bytes a str repr copies unchanged regardless of the chosen quote.
 const fn plain_ascii_table() -> [bool; 128] {
     let mut t = [false; 128];
@@ -463,6 +512,13 @@ pub(crate) fn write_str_repr(out: &mut Vec<u8>, s: &str) {
     let mut run = 0; // start of the pending raw run
     let mut i = 0;
     while i < b.len() {
+        // Eight plain ASCII bytes at a time: long texts are mostly plain runs.
+        if let Some(w) = b.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+            if swar::plain_word(u64::from_le_bytes(w)) {
+                i += 8;
+                continue;
+            }
+        }
         let c = b[i];
         if c < 0x80 {
             if PLAIN_ASCII[c as usize] {
@@ -557,7 +613,7 @@ pub(crate) fn write_bytes_repr(out: &mut Vec<u8>, b: &[u8]) {
 
 /// serpent's default bytes form: `repr({'data': b64, 'encoding': 'base64'})`, with the
 /// spaces of Python's dict repr.
-fn write_bytes_b64(out: &mut Vec<u8>, b: &[u8]) {
+pub(crate) fn write_bytes_b64(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b"{'data': '");
     let engine = &base64::engine::general_purpose::STANDARD;
     let start = out.len();
@@ -847,6 +903,76 @@ mod tests {
             (1.2345678901234568e16, "1.2345678901234568e+16"),
         ] {
             assert_eq!(float(f), s, "{f:e}");
+        }
+    }
+
+    /// Every byte value at every position of a word of plain filler: the word tests agree
+    /// with the byte-wise definitions.
+    #[test]
+    fn swar_word_tests_match_bytewise() {
+        for pos in 0..8 {
+            for c in 0..=255u8 {
+                let mut w = *b"abcdefgh";
+                w[pos] = c;
+                let word = u64::from_le_bytes(w);
+                let plain = w.iter().all(|&x| x < 0x80 && PLAIN_ASCII[x as usize]);
+                assert_eq!(swar::plain_word(word), plain, "byte {c:#x} at {pos}");
+                for n in [0x0e, 0x20] {
+                    let less = w.iter().any(|&x| x < n || x >= 0x80);
+                    assert_eq!(
+                        swar::has_less_or_high(word, n) != 0,
+                        less,
+                        "{c:#x} < {n:#x}"
+                    );
+                }
+                for q in [b'\'', b'"', b'\\', b'\n'] {
+                    assert_eq!(swar::has_byte(word, q) != 0, w.contains(&q));
+                }
+            }
+        }
+    }
+
+    /// Long strings take the word path; escapes at every offset still come out right.
+    #[test]
+    fn str_repr_escapes_at_every_offset() {
+        for pos in 0..40 {
+            for esc in ['\n', '\\', '\'', '\x7f', '\u{e9}', '\u{2028}'] {
+                let mut s: String = "abcdefghijklmnopqrstuvwxyz0123456789ABCD".into();
+                s.replace_range(pos..pos + 1, &esc.to_string());
+                let mut out = Vec::new();
+                write_str_repr(&mut out, &s);
+                let expect_esc = match esc {
+                    '\n' => "\\n".to_string(),
+                    '\\' => "\\\\".to_string(),
+                    '\'' => "'".to_string(),
+                    '\x7f' => "\\x7f".to_string(),
+                    '\u{2028}' => "\\u2028".to_string(),
+                    c => c.to_string(),
+                };
+                let quote = if esc == '\'' { '"' } else { '\'' };
+                let mut expect = String::from(quote);
+                expect.push_str(&s[..pos]);
+                expect.push_str(&expect_esc);
+                expect.push_str(&s[pos + esc.len_utf8()..]);
+                expect.push(quote);
+                assert_eq!(String::from_utf8(out).unwrap(), expect, "{esc:?} at {pos}");
+            }
+        }
+    }
+
+    #[test]
+    fn i64_repr() {
+        let mut cases = vec![0, 1, -1, 9, 10, 99, 100, 101, 999, 1000, i64::MAX, i64::MIN];
+        cases.extend((0..200).map(|i| i * 7 - 300));
+        cases.extend(
+            (0..64)
+                .map(|b| 1i64 << b)
+                .flat_map(|x| [x, x.wrapping_sub(1), x.wrapping_neg()]),
+        );
+        for v in cases {
+            let mut out = Vec::new();
+            write_i64(&mut out, v);
+            assert_eq!(String::from_utf8(out).unwrap(), v.to_string());
         }
     }
 

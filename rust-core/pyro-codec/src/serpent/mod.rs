@@ -26,6 +26,41 @@ pub use parse::{parse_with, Builder, ValueBuilder};
 
 use crate::{DecodeLimits, Result, Value};
 
+/// The scalar writers of the encoder, for walkers over another object model (the Python
+/// binding writes Python objects with them), so every path emits the same text.
+pub mod text {
+    use super::encode;
+
+    /// Python's `repr(str)` (CPython `unicode_repr`, with this crate's Unicode table).
+    pub fn str_repr(out: &mut Vec<u8>, s: &str) {
+        encode::write_str_repr(out, s);
+    }
+
+    /// `repr(int)` of an i64.
+    pub fn int(out: &mut Vec<u8>, v: i64) {
+        encode::write_i64(out, v);
+    }
+
+    /// serpent's `ser_builtins_float`: `repr`, `1e30000` for infinities, a class dict for NaN.
+    pub fn float(out: &mut Vec<u8>, f: f64) {
+        encode::write_float(out, f);
+    }
+
+    /// serpent 1.43's `ser_builtins_complex`.
+    pub fn complex(out: &mut Vec<u8>, re: f64, im: f64) {
+        encode::write_complex(out, re, im);
+    }
+
+    /// serpent's bytes rule: the base64 dict, or `repr(bytes)` with `bytes_repr=True`.
+    pub fn bytes(out: &mut Vec<u8>, b: &[u8], bytes_repr: bool) {
+        if bytes_repr {
+            encode::write_bytes_repr(out, b);
+        } else {
+            encode::write_bytes_b64(out, b);
+        }
+    }
+}
+
 /// The header line serpent writes before the body.
 pub const HEADER: &[u8] = b"# serpent utf-8 python3.2\n";
 

@@ -765,7 +765,24 @@ impl<B: Builder> Parser<'_, '_, B> {
 
     /// Index of the first byte from `i` that ends a plain run inside a literal.
     fn scan_plain(&self, mut i: usize, quote: u8, is_bytes: bool) -> usize {
+        use super::encode::swar::{has_byte, has_less_or_high};
         let b = self.b;
+        // Eight bytes at a time while none of them can end the run.
+        while let Some(w) = b.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+            let w = u64::from_le_bytes(w);
+            let ends = has_byte(w, quote) | has_byte(w, b'\\');
+            let stop = if is_bytes {
+                // Coarse: any byte below 0x0e (\n, \r among them) or non-ASCII; the byte
+                // loop below decides exactly.
+                ends | has_less_or_high(w, 0x0e)
+            } else {
+                ends | has_byte(w, b'\n') | has_byte(w, b'\r')
+            };
+            if stop != 0 {
+                break;
+            }
+            i += 8;
+        }
         while i < b.len() {
             let c = b[i];
             if c == quote || c == b'\\' || c == b'\n' || c == b'\r' || (is_bytes && c >= 0x80) {
