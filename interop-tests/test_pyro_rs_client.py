@@ -427,3 +427,161 @@ def test_uri_like_pyro4():
     assert pickle.loads(pickle.dumps(u)) == u
     assert pyro_rs.serpent.dumps(u, module_in_classname=True) == Pyro4.util.get_serializer("serpent").dumps(
         Pyro4.URI(str(u)))
+
+
+# ---- pickle: Python's pickle over the Rust client's raw-payload call ----------------------
+
+@pytest.fixture
+def pickle_proxy(pyro4_server):
+    p = pyro_rs.Proxy(pyro4_server)
+    p._pyroSerializer = "pickle"
+    p._pyroTimeout = 15.0
+    yield p
+    p._pyroRelease()
+
+
+PICKLE_VALUES = [*COMMON_VALUES, (1, "a"), {1, 2}, frozenset({"x"}), b"\x00bin", bytearray(b"ba"), 3 - 4j,
+                 decimal.Decimal("1.25"), datetime.datetime(2020, 1, 2, 3, 4, 5), uuid.UUID(int=7),
+                 {(1, 2): "t", 5: "i"}]
+
+
+@pytest.mark.parametrize("value", PICKLE_VALUES, ids=repr)
+def test_pickle_values_roundtrip(pickle_proxy, value):
+    result = pickle_proxy.echo(value)
+    assert result == value and type(result) is type(value)
+
+
+def test_pickle_calls_streams_batches_oneway(pickle_proxy):
+    p = pickle_proxy
+    assert math.isnan(p.echo(float("nan")))
+    assert p.echo(1, 2, key="v") == ((1, 2), {"key": "v"})
+    assert p.types((1,)) == "tuple"
+    p.value = 1234  # the session's server is shared: set before reading
+    assert p.value == 1234
+    assert list(p.generator(4)) == [0, 10, 20, 30]
+    b = pyro_rs.batch(p)
+    b.echo(1)
+    b.fail("value")
+    results = b()
+    assert next(results) == 1
+    with pytest.raises(ValueError, match="bad value"):
+        next(results)
+    p.set_later("later")
+    assert p._pyroSeq > 0
+    deadline = time.monotonic() + 5
+    while p.get_last() != "later" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert p.get_last() == "later"
+
+
+def test_pickle_from_config(monkeypatch, pyro4_server):
+    monkeypatch.setattr(pyro_rs.config, "SERIALIZER", "pickle")
+    monkeypatch.setattr(pyro_rs.config, "PICKLE_PROTOCOL_VERSION", 2)
+    with pyro_rs.Proxy(pyro4_server) as p:
+        assert p.echo([1, (2,), {3}]) == [1, (2,), {3}]
+        assert p.uri() == pyro_rs.URI("PYRO:other@127.0.0.1:1234")
+
+
+def test_pickle_remote_exceptions_keep_class_and_traceback(pickle_proxy):
+    with pytest.raises(ValueError) as info:
+        pickle_proxy.fail("value")
+    assert info.value.args == ("bad value", 3)
+    assert "raise ValueError" in "".join(info.value._pyroTraceback)
+    text = "".join(pyro_rs.util.getPyroTraceback(info.type, info.value, info.tb))
+    assert "Remote traceback:" in text
+    with pytest.raises(errors.NamingError) as info:
+        pickle_proxy.fail("naming")
+    assert type(info.value) is errors.NamingError and info.value._pyroTraceback
+    with pytest.raises(ZeroDivisionError):
+        pickle_proxy.fail("zero")
+
+
+def test_pickle_uri_and_proxy_are_pyro_rs_objects(pickle_proxy):
+    uri = pickle_proxy.uri()
+    assert type(uri) is pyro_rs.URI and str(uri) == "PYRO:other@127.0.0.1:1234"
+    remote = pickle_proxy.proxy()
+    assert type(remote) is pyro_rs.Proxy
+    assert remote._pyroUri == uri and remote._pyroMethods == {"m1"}
+    assert pickle_proxy.echo(uri) == uri
+    back = pickle_proxy.echo(remote)
+    assert type(back) is pyro_rs.Proxy and back._pyroMethods == {"m1"}
+    assert pickle_proxy.types(uri) == "URI" and pickle_proxy.types(remote) == "Proxy"
+    err = pickle_proxy.echo(errors.NamingError("sent"))
+    assert type(err) is errors.NamingError and err.args == ("sent",)
+
+
+def test_pickle_writes_pyro4_class_names():
+    ser = pyro_rs.util.get_serializer("pickle")
+    value = [pyro_rs.URI("PYRO:x@127.0.0.1:5"), errors.CommunicationError("c"), pyro_rs.Proxy("PYRO:y@h:6")]
+    for protocol in (2, 3, 4, 5):
+        pyro_rs.config.PICKLE_PROTOCOL_VERSION, saved = protocol, pyro_rs.config.PICKLE_PROTOCOL_VERSION
+        try:
+            data = ser.dumps(value)
+        finally:
+            pyro_rs.config.PICKLE_PROTOCOL_VERSION = saved
+        assert b"pyro_rs" not in data and b"Pyro4.core" in data and b"Pyro4.errors" in data
+        # A plain unpickler (what a Pyro4 peer runs) builds Pyro4's own classes.
+        import Pyro4.core
+        import Pyro4.errors
+        plain = pickle.loads(data)
+        assert type(plain[0]) is Pyro4.core.URI and type(plain[1]) is Pyro4.errors.CommunicationError
+        assert type(plain[2]) is Pyro4.core.Proxy
+        mine = ser.loads(data)
+        assert mine[0] == value[0] and type(mine[1]) is errors.CommunicationError
+    assert ser.dumps([1, "plain"]) == pickle.dumps([1, "plain"], pyro_rs.config.PICKLE_PROTOCOL_VERSION)
+
+
+def test_pickle_callback_is_autoproxied(pickle_proxy):
+    @pyro_rs.expose
+    class Receiver:
+        def receive(self, value):
+            return ("got", value)
+
+    daemon = pyro_rs.Daemon(host="127.0.0.1")
+    receiver = Receiver()
+    daemon.register(receiver)
+    thread = threading.Thread(target=daemon.requestLoop, daemon=True)
+    thread.start()
+    try:
+        assert pickle_proxy.call_back(receiver, 5) == ("got", 5)
+    finally:
+        daemon.shutdown()
+        thread.join(timeout=10)
+
+
+def test_pickle_client_to_pyro_rs_daemon(monkeypatch):
+    monkeypatch.setattr(pyro_rs.config, "SERIALIZERS_ACCEPTED", {"serpent", "pickle"})
+
+    @pyro_rs.expose
+    class Echo:
+        def echo(self, x):
+            return x
+
+        def fail(self):
+            raise errors.NamingError("pickled failure")
+
+        def uri(self):
+            return pyro_rs.URI("PYRO:obj@127.0.0.1:1234")
+
+        def generator(self):
+            yield from range(3)
+
+    daemon = pyro_rs.Daemon(host="127.0.0.1")
+    uri = daemon.register(Echo(), "echo")
+    thread = threading.Thread(target=daemon.requestLoop, daemon=True)
+    thread.start()
+    try:
+        with pyro_rs.Proxy(uri) as p:
+            p._pyroSerializer = "pickle"
+            value = [1, "x", {"a": (1, 2)}, b"\x00b", {1, 2}, 2 ** 70, 1.5, None]
+            assert p.echo(value) == value
+            got = p.echo(pyro_rs.URI("PYRO:z@127.0.0.1:9"))
+            assert type(got) is pyro_rs.URI and str(got) == "PYRO:z@127.0.0.1:9"
+            assert p.uri() == pyro_rs.URI("PYRO:obj@127.0.0.1:1234")
+            with pytest.raises(errors.NamingError, match="pickled failure") as info:
+                p.fail()
+            assert "NamingError" in "".join(info.value._pyroTraceback)
+            assert list(p.generator()) == [0, 1, 2]
+    finally:
+        daemon.shutdown()
+        thread.join(timeout=10)

@@ -17,6 +17,9 @@ use pyro_runtime::{Config, Error};
 use pyro_wire::Uri;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// What `NativeProxy.invoke_raw` hands Python: `(flags, data, stream_id)`.
+type RawTuple<'py> = (u16, Bound<'py, PyBytes>, Option<String>);
+
 /// The Rust client proxy behind a Python `pyro_rs.core.Proxy`.
 #[pyclass(module = "pyro_rs._native", name = "NativeProxy")]
 pub(crate) struct NativeProxy {
@@ -243,6 +246,35 @@ impl NativeProxy {
         match reply {
             Ok(Reply::Value(v)) => Ok((false, convert::to_py(py, &v, Some(from_hook))?)),
             Ok(Reply::Stream(id)) => Ok((true, PyString::new(py, &id).into_any())),
+            Err(e) => Err(errors::to_pyerr(py, e, from_hook)),
+        }
+    }
+
+    /// Connect if needed (handshake and metadata in this proxy's serializer) and return
+    /// the object id a raw payload must name: the resolved one for `PYRONAME:` URIs, as
+    /// Pyro4's `_pyroInvoke` serializes with `self._pyroConnection.objectId`.
+    fn connect_for_call(&self, py: Python<'_>, from_hook: &Bound<'_, PyAny>) -> PyResult<String> {
+        py.detach(|| lock(&self.inner).connect_for_call().map(str::to_string))
+            .map_err(|e| errors::to_pyerr(py, e, from_hook))
+    }
+
+    /// One INVOKE whose payload the Python layer serialized itself (Python's pickle, for
+    /// Pyro4's `PickleSerializer`), the IO done with the GIL released. Returns None for a
+    /// oneway call, else `(flags, data, stream_id)` with `data` undecoded: FLAGS_EXCEPTION
+    /// means `data` is the exception to raise, `stream_id` is set for a remote iterator.
+    #[pyo3(signature = (flags, serializer_id, payload, from_hook))]
+    fn invoke_raw<'py>(
+        &self,
+        py: Python<'py>,
+        flags: u16,
+        serializer_id: u16,
+        payload: &[u8],
+        from_hook: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<RawTuple<'py>>> {
+        let reply = py.detach(|| lock(&self.inner).invoke_raw(flags, serializer_id, payload, None));
+        match reply {
+            Ok(None) => Ok(None),
+            Ok(Some(r)) => Ok(Some((r.flags, PyBytes::new(py, &r.data), r.stream_id))),
             Err(e) => Err(errors::to_pyerr(py, e, from_hook)),
         }
     }

@@ -405,8 +405,13 @@ class Proxy:
             if methodname in self._pyroOneway:
                 flags |= message.FLAGS_ONEWAY
             try:
-                is_stream, result = conn.invoke(objectId, methodname, vargs, kwargs, flags, serializer.replace,
-                                                serializer.dict_to_class, serializer.subclass_as_base)
+                if serializer.serializer_id == message.SERIALIZER_PICKLE:
+                    is_stream, result = self.__invokePickled(conn, serializer, methodname, vargs, kwargs,
+                                                             flags, objectId)
+                else:
+                    is_stream, result = conn.invoke(objectId, methodname, vargs, kwargs, flags,
+                                                    serializer.replace, serializer.dict_to_class,
+                                                    serializer.subclass_as_base)
             except (errors.CommunicationError, KeyboardInterrupt):
                 # A reply may still be in flight: never reuse this connection.
                 self._pyroRelease()
@@ -420,6 +425,24 @@ class Proxy:
             if is_stream:
                 return _StreamResultIterator(result, self)
             return result
+
+    @staticmethod
+    def __invokePickled(conn, serializer, methodname, vargs, kwargs, flags, objectId):
+        # Pyro4's PickleSerializer: Python's pickle makes the payload (objectId, method,
+        # vargs, kwargs) and reads the reply; the Rust client only frames, sends and checks.
+        hook = serializer.dict_to_class
+        objectId = objectId or conn.connect_for_call(hook)
+        reply = conn.invoke_raw(flags, serializer.serializer_id,
+                                serializer.dumps((objectId, methodname, vargs, kwargs)), hook)
+        if reply is None:
+            return False, None  # oneway
+        reply_flags, data, stream_id = reply
+        if stream_id is not None:
+            return True, stream_id
+        result = serializer.loads(data)
+        if reply_flags & message.FLAGS_EXCEPTION:
+            raise result  # inspect the remote traceback too (result._pyroTraceback)
+        return False, result
 
     def __pyroCreateConnection(self, replaceUri=False):
         with self.__pyroConnLock:

@@ -7,11 +7,14 @@ conversion hooks the Rust conversion calls for objects that are not plain builti
 
 import array
 import builtins
+import copyreg
 import datetime
 import decimal
 import inspect
+import io
 import linecache
 import logging
+import pickle
 import sys
 import traceback
 import uuid
@@ -376,6 +379,131 @@ class MarshalSerializer(SerializerBase):
         pass  # marshal has no per-type hooks, as in Pyro4
 
 
+class _PickleFallback(Exception):
+    """The fast (C) pickler met a pyro_rs class that must be written under its Pyro4 name."""
+
+
+_pyro4_names = None
+_pyro_rs_classes = None
+
+
+def _class_maps():
+    """``{pyro_rs class: (Pyro4 module, name)}`` and its inverse, built on first use
+    (core imports this module)."""
+    global _pyro4_names, _pyro_rs_classes
+    if _pyro4_names is None:
+        from pyro_rs import core, futures
+        names = {cls: ("Pyro4.core", cls.__name__) for cls in (core.URI, core.Proxy, core.Daemon)}
+        names[futures._ExceptionWrapper] = ("Pyro4.futures", "_ExceptionWrapper")
+        for name in errors.__all__:
+            names[getattr(errors, name)] = ("Pyro4.errors", name)
+        _pyro_rs_classes = {target: cls for cls, target in names.items()}
+        _pyro4_names = names
+    return _pyro4_names, _pyro_rs_classes
+
+
+def _autoproxy_reduction(obj):
+    """A registered Pyro object is pickled as a proxy for it when AUTOPROXY is on (Pyro4's
+    ``pyro_obj_to_auto_proxy``, which Pyro4 installs with copyreg on ``register``)."""
+    if not config.AUTOPROXY or isinstance(obj, type):
+        return NotImplemented
+    from pyro_rs import core
+    if isinstance(obj, (core.Proxy, core.URI, core.Daemon)):
+        return NotImplemented
+    try:
+        daemon = getattr(obj, "_pyroDaemon", None)
+    except Exception:  # noqa: BLE001 - odd __getattr__: not a Pyro object
+        return NotImplemented
+    if isinstance(daemon, core.Daemon) and getattr(obj, "_pyroId", None):
+        # Not the proxy's own __newobj__ reduction: pickle refuses one whose class is not
+        # the replaced object's. Proxy(uri) then __setstate__ builds the same proxy.
+        proxy = daemon.proxyFor(obj)
+        return type(proxy), (proxy._pyroUri,), proxy.__getstate__()
+    return NotImplemented
+
+
+class _FastPickler(pickle.Pickler):
+    """The C pickler; gives up (``_PickleFallback``) when a pyro_rs class must be renamed,
+    which the C pickler cannot do (it checks every class name by importing it)."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, type):
+            if obj in _class_maps()[0]:
+                raise _PickleFallback
+            return NotImplemented
+        return _autoproxy_reduction(obj)
+
+
+class _Pyro4NamesPickler(pickle._Pickler):
+    """The pure-Python pickler writing pyro_rs classes under their Pyro4 names
+    (``Pyro4.core.URI``, ``Pyro4.errors.NamingError``, ...), so a Pyro4 peer rebuilds its
+    own classes without pyro_rs being installed there."""
+
+    def reducer_override(self, obj):
+        return _autoproxy_reduction(obj)
+
+    def save_global(self, obj, name=None):
+        target = _class_maps()[0].get(obj) if isinstance(obj, type) else None
+        if target is None:
+            return super().save_global(obj, name)
+        module, qualname = target
+        if self.proto >= 4:
+            self.save(module)
+            self.save(qualname)
+            self.write(pickle.STACK_GLOBAL)
+        else:
+            self.write(pickle.GLOBAL + f"{module}\n{qualname}\n".encode())
+        self.memoize(obj)
+        return None
+
+
+class _Pyro4NamesUnpickler(pickle.Unpickler):
+    """Rebuilds Pyro4's URI, Proxy, Daemon, errors and batch exception wrapper as the
+    pyro_rs classes; every other class loads as plain pickle does (as in Pyro4)."""
+
+    def find_class(self, module, name):
+        if module.startswith("Pyro4."):
+            cls = _class_maps()[1].get((module, name))
+            if cls is not None:
+                return cls
+        return super().find_class(module, name)
+
+
+class PickleSerializer(SerializerBase):
+    """pickle (id 4): Python's own pickle, as Pyro4's ``PickleSerializer``. Only the
+    proxy uses it (raw payloads through the Rust client); the handshake and metadata go
+    through the Rust pickle codec with the base class hooks."""
+    serializer_id = 4
+    name = "pickle"
+
+    def dumps(self, data):
+        protocol = config.PICKLE_PROTOCOL_VERSION
+        out = io.BytesIO()
+        try:
+            _FastPickler(out, protocol).dump(data)
+        except _PickleFallback:
+            out = io.BytesIO()
+            _Pyro4NamesPickler(out, protocol).dump(data)
+        return out.getvalue()
+
+    def loads(self, data):
+        return _Pyro4NamesUnpickler(io.BytesIO(data)).load()
+
+    @classmethod
+    def register_type_replacement(cls, object_type, replacement_function):
+        def copyreg_function(obj):
+            return replacement_function(obj).__reduce__()
+        if object_type is type or not inspect.isclass(object_type):
+            raise ValueError("refusing to register replacement for a non-type or the type 'type' itself")
+        try:
+            copyreg.pickle(object_type, copyreg_function)
+        except TypeError:
+            pass
+
+
+# Not in _serializers: the daemon's pickle is the Rust codec, and the per-serializer hooks
+# there (autoproxy, class dicts) stay as they are.
+_pickle_serializer = PickleSerializer()
 _serializers = {}
 _serializers_by_id = {}
 for _ser in (SerpentSerializer(), JsonSerializer(), MarshalSerializer()):
@@ -385,6 +513,8 @@ del _ser
 
 
 def get_serializer(name):
+    if name == _pickle_serializer.name:
+        return _pickle_serializer
     try:
         return _serializers[name]
     except KeyError:
