@@ -5,6 +5,7 @@
 //! `SerializerBase.class_to_dict` / `dict_to_class`) and `Pyro4.core` (the URI and Proxy
 //! `__getstate_for_dict__` / `__setstate_from_dict__` pairs) of Pyro4 4.82.
 
+use crate::pyrepr::repr as py_repr;
 use crate::{json, marshal, serpent, DecodeLimits, Dict, Error, Result, SerializerKind, Value};
 use base64::Engine as _;
 use pyro_wire::uri::{Location, UriKind};
@@ -536,114 +537,6 @@ fn py_str(v: &Value) -> String {
         Value::Str(s) => s.clone(),
         other => py_repr(other),
     }
-}
-
-/// Python's `repr(float)` including the non-finite spellings.
-fn float_repr(f: f64) -> String {
-    if f.is_nan() {
-        "nan".into()
-    } else if f.is_infinite() {
-        if f > 0.0 { "inf" } else { "-inf" }.into()
-    } else {
-        json::py_float_repr(f)
-    }
-}
-
-/// complex repr parts use repr digits without the `.0` suffix.
-fn complex_part(f: f64) -> String {
-    let s = float_repr(f);
-    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
-}
-
-/// Python's `repr(v)` (str escaping approximates Python's printable table: C0/C1
-/// controls and DEL are escaped, everything else is written as is).
-fn py_repr(v: &Value) -> String {
-    let join = |items: &[Value]| items.iter().map(py_repr).collect::<Vec<_>>().join(", ");
-    match v {
-        Value::None => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Int(i) => i.to_string(),
-        Value::BigInt(b) => b.to_string(),
-        Value::Float(f) => float_repr(*f),
-        Value::Complex(r, i) => {
-            let imag = complex_part(*i);
-            if *r == 0.0 && r.is_sign_positive() {
-                format!("{imag}j")
-            } else {
-                let sign = if imag.starts_with('-') { "" } else { "+" };
-                format!("({}{sign}{imag}j)", complex_part(*r))
-            }
-        }
-        Value::Str(s) => str_repr(s),
-        Value::Bytes(b) => bytes_repr(b),
-        Value::Tuple(items) if items.len() == 1 => format!("({},)", py_repr(&items[0])),
-        Value::Tuple(items) => format!("({})", join(items)),
-        Value::List(items) => format!("[{}]", join(items)),
-        Value::Set(items) if items.is_empty() => "set()".into(),
-        Value::Set(items) => format!("{{{}}}", join(items)),
-        Value::Dict(d) => {
-            let parts: Vec<String> = d
-                .iter()
-                .map(|(k, v)| format!("{}: {}", py_repr(k), py_repr(v)))
-                .collect();
-            format!("{{{}}}", parts.join(", "))
-        }
-    }
-}
-
-fn str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || (0x7f..0xa1).contains(&(c as u32)) || c == '\u{ad}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-fn bytes_repr(b: &[u8]) -> String {
-    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
-        b'"'
-    } else {
-        b'\''
-    };
-    let mut out = String::from("b");
-    out.push(quote as char);
-    for &c in b {
-        match c {
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c as char);
-            }
-            0x20..=0x7e => out.push(c as char),
-            c => out.push_str(&format!("\\x{c:02x}")),
-        }
-    }
-    out.push(quote as char);
-    out
 }
 
 #[cfg(test)]

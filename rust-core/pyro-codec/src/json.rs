@@ -148,65 +148,8 @@ fn write_float(out: &mut Vec<u8>, f: f64) {
     } else if f.is_infinite() {
         out.extend_from_slice(if f > 0.0 { b"Infinity" } else { b"-Infinity" });
     } else {
-        out.extend_from_slice(py_float_repr(f).as_bytes());
+        crate::serpent::encode::write_float_repr(out, f);
     }
-}
-
-/// Python's `repr(float)` for finite values: the shortest digits that round-trip, in
-/// positional notation when the decimal exponent is in [-4, 16), else `d.ddde±XX`;
-/// positional integral values get `.0`.
-///
-/// serpent needs the same rule; this copy is private to the json codec on purpose (the
-/// serpent module keeps its own).
-pub(crate) fn py_float_repr(f: f64) -> String {
-    // Rust's `{:e}` gives the shortest round-trip digits, like Python's repr.
-    let sci = format!("{:e}", f);
-    let (mant, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (neg, mant) = match mant.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mant),
-    };
-    let digits: String = mant.chars().filter(|c| *c != '.').collect();
-    let n = digits.len() as i32;
-    let mut s = String::with_capacity(digits.len() + 8);
-    if neg {
-        s.push('-');
-    }
-    if (-4..16).contains(&exp) {
-        let decpt = exp + 1;
-        if decpt <= 0 {
-            s.push_str("0.");
-            for _ in 0..(-decpt) {
-                s.push('0');
-            }
-            s.push_str(&digits);
-        } else if decpt >= n {
-            s.push_str(&digits);
-            for _ in 0..(decpt - n) {
-                s.push('0');
-            }
-            s.push_str(".0");
-        } else {
-            s.push_str(&digits[..decpt as usize]);
-            s.push('.');
-            s.push_str(&digits[decpt as usize..]);
-        }
-    } else {
-        s.push_str(&digits[..1]);
-        if n > 1 {
-            s.push('.');
-            s.push_str(&digits[1..]);
-        }
-        s.push('e');
-        s.push(if exp < 0 { '-' } else { '+' });
-        let a = exp.unsigned_abs();
-        if a < 10 {
-            s.push('0');
-        }
-        s.push_str(&a.to_string());
-    }
-    s
 }
 
 /// `json.encoder.py_encode_basestring` (ensure_ascii=False): escape `"` `\` and the
@@ -540,7 +483,9 @@ mod tests {
             (123.456, "123.456"),
             (5e-324, "5e-324"),
         ] {
-            assert_eq!(py_float_repr(f), s, "{f}");
+            let mut out = Vec::new();
+            write_float(&mut out, f);
+            assert_eq!(String::from_utf8(out).unwrap(), s, "{f}");
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::dispatch::{Fault, Outcome};
 use super::exposed::Exposed;
-use pyro_codec::envelope::RemoteException;
+use pyro_codec::pyrepr::repr as py_repr;
 use pyro_codec::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -114,19 +114,6 @@ pub fn echo_object(verbose: bool) -> Exposed<EchoState> {
                 Ok(())
             }),
         )
-}
-
-/// Python's `repr()` of a value (the codec renders it for exception messages: the
-/// message of a 1-tuple arg is the tuple's repr, `(<repr>,)`).
-fn py_repr(v: &Value) -> String {
-    let tuple =
-        RemoteException::new("", vec![Value::Tuple(vec![v.clone()]), Value::None]).message();
-    // tuple is "((<repr>,), None)"
-    tuple
-        .strip_prefix("((")
-        .and_then(|t| t.strip_suffix(",), None)"))
-        .map(str::to_string)
-        .unwrap_or(tuple)
 }
 
 /// `time.asctime()` (in UTC): `Sun Jun 20 23:21:05 1993`.
