@@ -48,27 +48,15 @@ struct Options {
 
 fn main() -> ExitCode {
     let mut options = Options::parse();
-    let level = if options.verbose { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PYRO_LOGLEVEL")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    pyro_cli::init_logging(if options.verbose { "info" } else { "warn" });
 
-    if options.key.is_some() {
-        eprintln!(
-            "warning: using -k to supply HMAC key on the command line is a security problem and is \
-             deprecated since Pyro 4.72. See the documentation for an alternative."
-        );
-    }
-    if let Ok(key) = std::env::var("PYRO_HMAC_KEY") {
-        if options.key.is_some() {
-            eprintln!("error: don't use -k and PYRO_HMAC_KEY at the same time");
+    options.key = match pyro_cli::hmac_key(options.key.take()) {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!("{e}");
             return ExitCode::from(1);
         }
-        options.key = Some(key);
-    }
+    };
     if options.verbose {
         options.quiet = false;
     }

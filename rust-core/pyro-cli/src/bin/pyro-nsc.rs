@@ -83,10 +83,7 @@ fn failed(e: pyro_runtime::Error) -> Failure {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("PYRO_LOGLEVEL"))
-        .with_writer(std::io::stderr)
-        .init();
+    pyro_cli::init_logging("warn");
     let args = Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -106,13 +103,7 @@ fn run(args: &Args) -> Result<(), Failure> {
     })?;
     check_arity(command, &args.command[1..])?;
 
-    let env_key = std::env::var("PYRO_HMAC_KEY").ok();
-    if env_key.is_some() && args.key.is_some() {
-        return Err(usage(
-            "error: don't use -k and PYRO_HMAC_KEY at the same time",
-        ));
-    }
-    let key = args.key.clone().or(env_key);
+    let key = pyro_cli::hmac_key(args.key.clone()).map_err(usage)?;
     let config = Arc::new(Config::from_env().map_err(|e| usage(format!("error: {e}")))?);
 
     if args.verbose {
