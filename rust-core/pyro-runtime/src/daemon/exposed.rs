@@ -95,13 +95,7 @@ impl<S: Send + Sync + 'static> Exposed<S> {
         R: Into<Value>,
         F: Fn(&S, Args) -> Result<R, Fault> + Send + Sync + 'static,
     {
-        self.add(
-            name,
-            Method::Sync(Box::new(move |s, a| {
-                f(s, a).map(|v| Outcome::Value(v.into()))
-            })),
-            false,
-        )
+        self.add(name, sync_value(f), false)
     }
 
     /// A synchronous method marked oneway in the metadata (`@Pyro4.oneway`): clients do
@@ -111,13 +105,7 @@ impl<S: Send + Sync + 'static> Exposed<S> {
         R: Into<Value>,
         F: Fn(&S, Args) -> Result<R, Fault> + Send + Sync + 'static,
     {
-        self.add(
-            name,
-            Method::Sync(Box::new(move |s, a| {
-                f(s, a).map(|v| Outcome::Value(v.into()))
-            })),
-            true,
-        )
+        self.add(name, sync_value(f), true)
     }
 
     /// An asynchronous method (may sleep, do IO, call other Pyro objects).
@@ -126,11 +114,7 @@ impl<S: Send + Sync + 'static> Exposed<S> {
         Fut: Future<Output = Result<Value, Fault>> + Send + 'static,
         F: Fn(Arc<S>, Args) -> Fut + Send + Sync + 'static,
     {
-        let m: AsyncMethod<S> = Box::new(move |s, a| {
-            let fut = f(s, a);
-            CallFuture::Pending(Box::pin(async move { fut.await.map(Outcome::Value) }))
-        });
-        self.add(name, Method::Async(m), false)
+        self.add(name, async_value(f), false)
     }
 
     /// An asynchronous oneway method.
@@ -139,11 +123,7 @@ impl<S: Send + Sync + 'static> Exposed<S> {
         Fut: Future<Output = Result<Value, Fault>> + Send + 'static,
         F: Fn(Arc<S>, Args) -> Fut + Send + Sync + 'static,
     {
-        let m: AsyncMethod<S> = Box::new(move |s, a| {
-            let fut = f(s, a);
-            CallFuture::Pending(Box::pin(async move { fut.await.map(Outcome::Value) }))
-        });
-        self.add(name, Method::Async(m), true)
+        self.add(name, async_value(f), true)
     }
 
     /// A method returning an iterator: the client gets a remote iterator whose items are
@@ -260,4 +240,30 @@ impl<S: Send + Sync + 'static> Dispatch for Exposed<S> {
             }
         }
     }
+}
+
+/// A synchronous method whose result becomes the reply value.
+fn sync_value<S, R, F>(f: F) -> Method<S>
+where
+    S: Send + Sync + 'static,
+    R: Into<Value>,
+    F: Fn(&S, Args) -> Result<R, Fault> + Send + Sync + 'static,
+{
+    Method::Sync(Box::new(move |s, a| {
+        f(s, a).map(|v| Outcome::Value(v.into()))
+    }))
+}
+
+/// An asynchronous method whose result becomes the reply value.
+fn async_value<S, Fut, F>(f: F) -> Method<S>
+where
+    S: Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, Fault>> + Send + 'static,
+    F: Fn(Arc<S>, Args) -> Fut + Send + Sync + 'static,
+{
+    let m: AsyncMethod<S> = Box::new(move |s, a| {
+        let fut = f(s, a);
+        CallFuture::Pending(Box::pin(async move { fut.await.map(Outcome::Value) }))
+    });
+    Method::Async(m)
 }
