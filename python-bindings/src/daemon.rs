@@ -11,13 +11,15 @@
 
 use crate::convert::{self, ToValue};
 use crate::errors;
+use crate::lanes::{self, Lanes};
 use crate::pool::Pool;
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyIterator, PyString, PyTuple};
 use pyro_codec::{Dict, Value};
 use pyro_runtime::daemon::{
-    CallContext, CallFuture, ClientAddr, Dispatch, Fault, ItemIter, Metadata, Outcome,
+    CallContext, CallFuture, ClientAddr, Dispatch, Fault, Metadata, Outcome,
 };
 use pyro_runtime::nameserver::BroadcastStatus;
 use pyro_runtime::{
@@ -65,14 +67,33 @@ enum PyOutcome {
     Iter(Arc<Py<PyAny>>),
 }
 
-/// State shared by a daemon's dispatchers: the pool, the Python entry points and the
-/// connections seen (to report disconnects).
+/// The Python hooks a daemon gets besides `_dispatch`: `(_exception_parts,
+/// _failure_parts, current_context, _stream_check, custom annotations)`.
+type Hooks = (Py<PyAny>, Py<PyAny>, Py<PyAny>, Py<PyAny>, bool);
+
+/// State shared by a daemon's dispatchers: the lanes and the pool, the Python entry
+/// points and the connections seen (to report disconnects).
 struct Core {
+    /// The threads connections run on (see [`crate::lanes`]).
+    lanes: Arc<Lanes>,
+    /// Python work that does not come from a lane (oneway calls with ONEWAY_THREADED,
+    /// name server daemons).
     pool: Arc<Pool>,
     /// `pyro_rs.core._dispatch(daemon_ref, entry, kind, name, args, kwargs, ctx)`.
     dispatch: Py<PyAny>,
     /// `pyro_rs.core._exception_parts(exc)`: `(class, args, attributes, tb, text)`.
     exc_parts: Py<PyAny>,
+    /// `pyro_rs.core._failure_parts(obj, name, exc)`: `_exception_parts` plus Pyro4's
+    /// logging of a failed `@callback`.
+    failure_parts: Py<PyAny>,
+    /// `pyro_rs.core.current_context` (a `threading.local`); a call sets its `_call`.
+    current_context: Py<PyAny>,
+    /// `pyro_rs.core._stream_check(value)`: refuses lazy dict views as iterators.
+    stream_check: Py<PyAny>,
+    /// The Daemon overrides `annotations()`: replies ask Python for them.
+    custom_annotations: bool,
+    /// ONEWAY_THREADED: oneway calls go to the pool so the connection reads on.
+    oneway_threaded: bool,
     /// A weak reference to the Python Daemon (no cycle through Rust).
     daemon_ref: Py<PyAny>,
     serializers: HashMap<u16, Serializer>,
@@ -107,8 +128,7 @@ impl Core {
             .or_insert_with(|| ctx.connection_token());
     }
 
-    /// `current_context` facts: (conn id, client address, seq, flags, serializer id,
-    /// annotations, correlation id bytes).
+    /// The call's state for `current_context` (None outside a call).
     fn ctx_py<'py>(
         &self,
         py: Python<'py>,
@@ -117,31 +137,76 @@ impl Core {
         let Some(ctx) = ctx else {
             return Ok(py.None().into_bound(py));
         };
-        let ann = PyDict::new(py);
-        for (k, v) in ctx.annotations().iter() {
-            ann.set_item(
-                PyString::new(py, &String::from_utf8_lossy(k)),
-                PyBytes::new(py, v),
-            )?;
+        Ok(Bound::new(py, self.call_state(py, ctx))?.into_any())
+    }
+
+    fn call_state(&self, py: Python<'_>, ctx: &CallContext) -> CallState {
+        CallState {
+            ctx: ctx.clone(),
+            daemon_ref: self.daemon_ref.clone_ref(py),
+            values: OnceLock::new(),
         }
-        let t = PyTuple::new(
-            py,
-            [
-                ctx.connection_id().into_pyobject(py)?.into_any(),
-                client_addr_py(py, ctx.client_addr())?,
-                ctx.seq().into_pyobject(py)?.into_any(),
-                ctx.msg_flags().into_pyobject(py)?.into_any(),
-                ctx.serializer_id().into_pyobject(py)?.into_any(),
-                ann.into_any(),
-                PyBytes::new(py, ctx.correlation_id().as_bytes()).into_any(),
-            ],
-        )?;
-        Ok(t.into_any())
+    }
+
+    /// Run Python work here when on a lane (inline, GIL taken for it), else on the
+    /// pool (waiting for it). None when the pool is closed.
+    fn run_py<T, F>(&self, f: F) -> Option<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Python<'_>) -> T + Send + 'static,
+    {
+        if lanes::on_lane() {
+            Some(Python::attach(f))
+        } else {
+            self.pool.run_sync(f)
+        }
+    }
+
+    /// The response annotations a call left: `current_context.response_annotations`
+    /// set during the call, plus the Daemon's `annotations()` when it overrides them.
+    fn collect_annotations(&self, py: Python<'_>, ctx: &CallContext, state: &CallState) {
+        let set = |k: Bound<'_, PyAny>, v: Bound<'_, PyAny>| {
+            let (Ok(k), Ok(v)) = (k.extract::<String>(), v.extract::<Vec<u8>>()) else {
+                return;
+            };
+            if k == "CORR" {
+                return;
+            }
+            if let Ok(key) = <[u8; 4]>::try_from(k.as_bytes()) {
+                ctx.set_response_annotation(key, v);
+            }
+        };
+        if let Some(values) = state.values.get() {
+            if let Ok(Some(ann)) = values
+                .bind(py)
+                .get_item(intern!(py, "response_annotations"))
+            {
+                if let Ok(ann) = ann.cast::<PyDict>() {
+                    for (k, v) in ann.iter() {
+                        set(k, v);
+                    }
+                }
+            }
+        }
+        if self.custom_annotations {
+            let extra = self
+                .daemon_ref
+                .bind(py)
+                .call0()
+                .and_then(|d| d.call_method0(intern!(py, "annotations")));
+            if let Ok(extra) = extra {
+                if let Ok(extra) = extra.cast::<PyDict>() {
+                    for (k, v) in extra.iter() {
+                        set(k, v);
+                    }
+                }
+            }
+        }
     }
 
     /// A Python exception as a [`Fault`], through `_exception_parts`.
     fn fault_from_err(&self, py: Python<'_>, err: PyErr, ser: Option<&Serializer>) -> Fault {
-        match self.exc_parts.bind(py).call1((err.value(py),)) {
+        match self.exc_parts.bind(py).call1((err.into_value(py),)) {
             Ok(parts) => self.fault_from_parts(py, &parts, ser),
             Err(e) => Fault::pyro("PyroError", format!("cannot report an exception: {e}")),
         }
@@ -279,6 +344,85 @@ impl Core {
     }
 }
 
+/// What `current_context` shows of the call a thread is running (its `_call`): the
+/// facts of the request, read when asked for, and the values the call's code set.
+#[pyclass(module = "pyro_rs._native", name = "CallState", frozen)]
+pub(crate) struct CallState {
+    ctx: CallContext,
+    daemon_ref: Py<PyAny>,
+    values: OnceLock<Py<PyDict>>,
+}
+
+#[pymethods]
+impl CallState {
+    /// The connection's id in this daemon.
+    #[getter]
+    fn conn_id(&self) -> u64 {
+        self.ctx.connection_id()
+    }
+
+    /// `(host, port)` of the client, or the socket path text.
+    #[getter]
+    fn client_sock_addr<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        client_addr_py(py, self.ctx.client_addr())
+    }
+
+    #[getter]
+    fn seq(&self) -> u16 {
+        self.ctx.seq()
+    }
+
+    #[getter]
+    fn msg_flags(&self) -> u16 {
+        self.ctx.msg_flags()
+    }
+
+    #[getter]
+    fn serializer_id(&self) -> u16 {
+        self.ctx.serializer_id()
+    }
+
+    /// The request's annotations, `{4-char str: bytes}` (a new dict each time).
+    #[getter]
+    fn annotations<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let ann = PyDict::new(py);
+        for (k, v) in self.ctx.annotations().iter() {
+            ann.set_item(
+                PyString::new(py, &String::from_utf8_lossy(k)),
+                PyBytes::new(py, v),
+            )?;
+        }
+        Ok(ann)
+    }
+
+    /// The correlation id's 16 bytes.
+    #[getter]
+    fn correlation_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.ctx.correlation_id().as_bytes())
+    }
+
+    /// A weak reference to the Python Daemon.
+    #[getter]
+    fn daemon_ref(&self, py: Python<'_>) -> Py<PyAny> {
+        self.daemon_ref.clone_ref(py)
+    }
+
+    /// The `current_context` values of this call: computed ones, and what the call set.
+    fn values<'py>(&self, py: Python<'py>) -> Bound<'py, PyDict> {
+        self.values
+            .get_or_init(|| PyDict::new(py).unbind())
+            .bind(py)
+            .clone()
+    }
+}
+
+/// True on a thread a daemon runs connections on (Python methods called remotely run
+/// there).
+#[pyfunction]
+pub(crate) fn in_daemon_thread() -> bool {
+    lanes::on_lane()
+}
+
 /// A remote iterator over a Python iterator: each item is produced on a pool thread.
 struct PyItems {
     core: Arc<Core>,
@@ -293,7 +437,7 @@ impl Iterator for PyItems {
         let core = self.core.clone();
         let iter = self.iter.clone();
         let ser_id = self.ser_id;
-        let r = self.core.pool.run_sync(move |py| {
+        let r = self.core.run_py(move |py| {
             core.run(py, &iter, "next", "", Vec::new(), Dict::new(), None, ser_id)
         });
         match r {
@@ -321,9 +465,118 @@ struct PyDispatch {
     methods: HashSet<String>,
     known: HashSet<String>,
     require_expose: bool,
+    /// A registered class (instance_mode session/percall/single): calls go through
+    /// Python's `_dispatch`, which picks the instance.
+    is_class: bool,
 }
 
 impl PyDispatch {
+    /// A call of an exposed method of a registered instance, done here rather than by
+    /// Python's `_dispatch`: set `current_context`, look the method up, call it, and
+    /// convert the result; Pyro4's rules for failures and iterators are the same.
+    fn call_direct(
+        &self,
+        py: Python<'_>,
+        ctx: &CallContext,
+        method: &str,
+        args: Vec<Value>,
+        kwargs: Dict,
+    ) -> Result<PyOutcome, Fault> {
+        let core = &self.core;
+        let ser = core.ser(ctx.serializer_id());
+        let d2c = ser.map(|s| s.dict_to_class.bind(py).clone());
+        let obj = self.entry.bind(py);
+        let prepared = (|| -> PyResult<_> {
+            let mut items = Vec::with_capacity(args.len());
+            for v in &args {
+                items.push(convert::to_py(py, v, d2c.as_ref())?);
+            }
+            let py_args = PyTuple::new(py, items)?;
+            let py_kwargs = if kwargs.is_empty() {
+                None
+            } else {
+                let d = convert::to_py(py, &Value::Dict(kwargs), d2c.as_ref())?;
+                Some(d.cast_into::<PyDict>()?)
+            };
+            let state = Bound::new(py, core.call_state(py, ctx))?;
+            core.current_context
+                .bind(py)
+                .setattr(intern!(py, "_call"), &state)?;
+            Ok((py_args, py_kwargs, state))
+        })();
+        let (py_args, py_kwargs, state_obj) = match prepared {
+            Ok(p) => p,
+            Err(e) => return Err(core.fault_from_err(py, e, ser)),
+        };
+        let result = obj
+            .getattr(method)
+            .and_then(|m| m.call(py_args, py_kwargs.as_ref()));
+        let value = match result {
+            Ok(v) => v,
+            Err(e) => {
+                let parts = core
+                    .failure_parts
+                    .bind(py)
+                    .call1((obj, method, e.into_value(py)));
+                return Err(match parts {
+                    Ok(p) => core.fault_from_parts(py, &p, ser),
+                    Err(e2) => core.fault_from_err(py, e2, ser),
+                });
+            }
+        };
+        core.collect_annotations(py, ctx, state_obj.get());
+        let oneway = ctx.msg_flags() & pyro_wire::FLAGS_ONEWAY != 0;
+        if !oneway && value.is_instance_of::<PyIterator>() {
+            if let Err(e) = core.stream_check.bind(py).call1((&value,)) {
+                return Err(core.fault_from_err(py, e, ser));
+            }
+            return Ok(PyOutcome::Iter(Arc::new(value.unbind())));
+        }
+        let hook = ser.map(|s| s.replace.bind(py).clone());
+        let conv = ToValue {
+            hook: hook.as_ref(),
+            subclass_as_base: ser.is_some_and(|s| s.subclass_as_base),
+        };
+        conv.convert(&value, 0)
+            .map(PyOutcome::Value)
+            .map_err(|e| core.fault_from_err(py, e, ser))
+    }
+
+    /// The call as Python work: direct for an exposed method of an instance, else
+    /// through `_dispatch`.
+    fn run_call(
+        &self,
+        py: Python<'_>,
+        ctx: &CallContext,
+        method: &str,
+        args: Vec<Value>,
+        kwargs: Dict,
+    ) -> Result<Outcome, Fault> {
+        let r = if !self.is_class && self.methods.contains(method) {
+            self.call_direct(py, ctx, method, args, kwargs)
+        } else {
+            let ser = ctx.serializer_id();
+            self.core.run(
+                py,
+                &self.entry,
+                "call",
+                method,
+                args,
+                kwargs,
+                Some(ctx),
+                ser,
+            )
+        };
+        r.map(|o| match o {
+            PyOutcome::Value(v) => Outcome::Value(v),
+            PyOutcome::Iter(iter) => Outcome::Stream(Box::new(PyItems {
+                core: self.core.clone(),
+                iter,
+                ser_id: ctx.serializer_id(),
+            })),
+        })
+    }
+
     fn run_sync(
         &self,
         ctx: &CallContext,
@@ -336,7 +589,7 @@ impl PyDispatch {
         let entry = self.entry.clone();
         let name = name.to_string();
         let ctx = ctx.clone();
-        let r = self.core.pool.run_sync(move |py| {
+        let r = self.core.run_py(move |py| {
             let ser = ctx.serializer_id();
             core.run(py, &entry, kind, &name, args, Dict::new(), Some(&ctx), ser)
         });
@@ -352,55 +605,52 @@ impl PyDispatch {
     }
 }
 
-impl Dispatch for PyDispatch {
+/// A registered Python object as the Rust daemon sees it.
+struct PyObjectDispatch(Arc<PyDispatch>);
+
+impl Dispatch for PyObjectDispatch {
     fn type_name(&self) -> &str {
-        &self.type_name
+        &self.0.type_name
     }
 
     fn metadata(&self) -> Metadata {
-        self.meta.clone()
+        self.0.meta.clone()
     }
 
     /// Pyro4's `getAttribute` texts: a name the object has but does not expose is
     /// "unexposed"; one it lacks is Python's own AttributeError. With REQUIRE_EXPOSE
     /// off, any public name goes to Python, which looks it up on the instance.
     fn check_method(&self, method: &str) -> Result<(), Fault> {
-        if self.methods.contains(method) || !self.require_expose {
+        let this = &self.0;
+        if this.methods.contains(method) || !this.require_expose {
             return Ok(());
         }
-        if self.known.contains(method) {
+        if this.known.contains(method) {
             Err(Fault::attribute_error(format!(
                 "attempt to access unexposed attribute '{method}'"
             )))
         } else {
             Err(Fault::attribute_error(format!(
                 "'{}' object has no attribute '{method}'",
-                self.type_name
+                this.type_name
             )))
         }
     }
 
     fn call(&self, ctx: CallContext, method: &str, args: Vec<Value>, kwargs: Dict) -> CallFuture {
-        self.core.track(&ctx);
+        let this = &self.0;
+        this.core.track(&ctx);
+        let oneway = ctx.msg_flags() & pyro_wire::FLAGS_ONEWAY != 0;
+        if lanes::on_lane() && !(oneway && this.core.oneway_threaded) {
+            // The connection's own thread: run it here, no hand-off.
+            let r = Python::attach(|py| this.run_call(py, &ctx, method, args, kwargs));
+            return CallFuture::Ready(r);
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let core = self.core.clone();
-        let entry = self.entry.clone();
+        let d = this.clone();
         let method = method.to_string();
-        let submitted = self.core.pool.submit(Box::new(move |py| {
-            let ser = ctx.serializer_id();
-            let r = core.run(py, &entry, "call", &method, args, kwargs, Some(&ctx), ser);
-            let r = r.map(|o| match o {
-                PyOutcome::Value(v) => Outcome::Value(v),
-                PyOutcome::Iter(iter) => {
-                    let items: ItemIter = Box::new(PyItems {
-                        core: core.clone(),
-                        iter,
-                        ser_id: ser,
-                    });
-                    Outcome::Stream(items)
-                }
-            });
-            let _ = tx.send(r);
+        let submitted = this.core.pool.submit(Box::new(move |py| {
+            let _ = tx.send(d.run_call(py, &ctx, &method, args, kwargs));
         }));
         if !submitted {
             return CallFuture::Ready(Err(closed_fault()));
@@ -416,11 +666,11 @@ impl Dispatch for PyDispatch {
     }
 
     fn get_attr(&self, ctx: &CallContext, name: &str) -> Result<Value, Fault> {
-        self.run_sync(ctx, "get", name, Vec::new())
+        self.0.run_sync(ctx, "get", name, Vec::new())
     }
 
     fn set_attr(&self, ctx: &CallContext, name: &str, value: Value) -> Result<Value, Fault> {
-        self.run_sync(ctx, "set", name, vec![value])
+        self.0.run_sync(ctx, "set", name, vec![value])
     }
 }
 
@@ -483,6 +733,8 @@ fn bind(core: &Arc<Core>, s: &Settings) -> Result<Daemon, String> {
     if let Some((h, p)) = &s.nat {
         b = b.nat(h, *p);
     }
+    let lanes = core.lanes.clone();
+    b = b.connection_executor(move |conn| lanes.assign(conn));
     if s.validate {
         let core = core.clone();
         // Pyro4's overridable `validateHandshake(conn, data)`: its return value is the
@@ -491,7 +743,7 @@ fn bind(core: &Arc<Core>, s: &Settings) -> Result<Daemon, String> {
             let c = core.clone();
             let addr = addr.clone();
             let data = data.clone();
-            let r = core.pool.run_sync(move |py| {
+            let r = core.run_py(move |py| {
                 let addr_py = match client_addr_py(py, &addr) {
                     Ok(a) => a,
                     Err(e) => return Err(c.fault_from_err(py, e, None)),
@@ -534,10 +786,12 @@ fn make_config(py: Python<'_>, items: &[(String, String)]) -> PyResult<Config> {
 fn make_core(
     serializers: HashMap<u16, (Py<PyAny>, Py<PyAny>, bool)>,
     dispatch: Py<PyAny>,
-    exc_parts: Py<PyAny>,
+    hooks: Hooks,
     daemon_ref: Py<PyAny>,
     pool_size: usize,
+    config: &Config,
 ) -> Arc<Core> {
+    let (exc_parts, failure_parts, current_context, stream_check, custom_annotations) = hooks;
     let default_ser = [1u16, 2, 3]
         .into_iter()
         .find(|id| serializers.contains_key(id))
@@ -557,9 +811,15 @@ fn make_core(
         })
         .collect();
     Arc::new(Core {
+        lanes: Lanes::new(pool_size, "Pyro-Conn"),
         pool: Pool::new(pool_size, "Pyro-Worker"),
         dispatch,
         exc_parts,
+        failure_parts,
+        current_context,
+        stream_check,
+        custom_annotations,
+        oneway_threaded: config.oneway_threaded,
         daemon_ref,
         serializers,
         default_ser,
@@ -601,7 +861,7 @@ impl NativeDaemon {
     #[new]
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (host, port, unixsocket, nathost, natport, hmac_key, config, serializers,
-                        dispatch, exc_parts, daemon_ref, validate, pool_size))]
+                        dispatch, hooks, daemon_ref, validate, pool_size))]
     fn new(
         py: Python<'_>,
         host: String,
@@ -613,13 +873,13 @@ impl NativeDaemon {
         config: Vec<(String, String)>,
         serializers: HashMap<u16, (Py<PyAny>, Py<PyAny>, bool)>,
         dispatch: Py<PyAny>,
-        exc_parts: Py<PyAny>,
+        hooks: Hooks,
         daemon_ref: Py<PyAny>,
         validate: bool,
         pool_size: usize,
     ) -> PyResult<Self> {
         let cfg = make_config(py, &config)?;
-        let core = make_core(serializers, dispatch, exc_parts, daemon_ref, pool_size);
+        let core = make_core(serializers, dispatch, hooks, daemon_ref, pool_size, &cfg);
         let settings = Settings {
             config: Arc::new(cfg),
             host,
@@ -648,7 +908,7 @@ impl NativeDaemon {
     #[staticmethod]
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (host, port, enable_broadcast, bchost, bcport, unixsocket, nathost, natport,
-                        storage, hmac_key, config, serializers, dispatch, exc_parts, daemon_ref,
+                        storage, hmac_key, config, serializers, dispatch, hooks, daemon_ref,
                         pool_size))]
     fn nameserver(
         py: Python<'_>,
@@ -665,7 +925,7 @@ impl NativeDaemon {
         config: Vec<(String, String)>,
         serializers: HashMap<u16, (Py<PyAny>, Py<PyAny>, bool)>,
         dispatch: Py<PyAny>,
-        exc_parts: Py<PyAny>,
+        hooks: Hooks,
         daemon_ref: Py<PyAny>,
         pool_size: usize,
     ) -> PyResult<Self> {
@@ -710,7 +970,7 @@ impl NativeDaemon {
             lines,
             bc,
         );
-        let core = make_core(serializers, dispatch, exc_parts, daemon_ref, pool_size);
+        let core = make_core(serializers, dispatch, hooks, daemon_ref, pool_size, &cfg);
         let settings = Settings {
             config: cfg.clone(),
             host: host.unwrap_or_else(|| cfg.host.clone()),
@@ -751,7 +1011,8 @@ impl NativeDaemon {
     /// Register a Python object or class under `id`, with its exposed members and the
     /// names it has at all (for Pyro4's error texts). Returns the URI text.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (id, entry, type_name, methods, oneway, attrs, known, require_expose, force))]
+    #[pyo3(signature = (id, entry, type_name, methods, oneway, attrs, known, require_expose, force,
+                        is_class))]
     fn register(
         &self,
         py: Python<'_>,
@@ -764,6 +1025,7 @@ impl NativeDaemon {
         known: Vec<String>,
         require_expose: bool,
         force: bool,
+        is_class: bool,
     ) -> PyResult<String> {
         let obj = PyDispatch {
             core: self.core.clone(),
@@ -777,11 +1039,12 @@ impl NativeDaemon {
             },
             known: known.into_iter().collect(),
             require_expose,
+            is_class,
         };
         let inner = lock(&self.inner);
         inner
             .handle
-            .register(obj, Some(id), force)
+            .register(PyObjectDispatch(Arc::new(obj)), Some(id), force)
             .map(|u| u.to_string())
             .map_err(|e| daemon_err(py, e))
     }
@@ -918,6 +1181,7 @@ impl NativeDaemon {
             self.wait(py, Some(12.0));
         }
         py.detach(move || drop(daemon));
+        self.core.lanes.close();
         self.core.pool.close();
     }
 
@@ -957,6 +1221,7 @@ impl Drop for NativeDaemon {
         if let Ok(inner) = self.inner.lock() {
             inner.handle.shutdown();
         }
+        self.core.lanes.close();
         self.core.pool.close();
     }
 }

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 mod convert;
 mod daemon;
 mod errors;
+mod lanes;
 mod pool;
 mod proxy;
 mod serpent;
@@ -62,6 +63,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<serpent::Output>()?;
     m.add_class::<proxy::NativeProxy>()?;
     m.add_class::<daemon::NativeDaemon>()?;
+    m.add_class::<daemon::CallState>()?;
+    m.add_function(wrap_pyfunction!(daemon::in_daemon_thread, m)?)?;
     m.add_function(wrap_pyfunction!(proxy::locate_ns, m)?)?;
     Ok(())
 }

@@ -149,31 +149,64 @@ class URI:
         self.__setstate__(state)
 
 
+def _call_client(call):
+    daemon = call.daemon_ref()
+    return None if daemon is None else daemon._connection_for(call.conn_id, call.client_sock_addr)
+
+
+def _context_item(name, from_call, default):
+    """A ``current_context`` attribute: set by the code that runs, else taken from the
+    request being served (computed on first use), else the default."""
+
+    def get(self):
+        call = self._call
+        values = self._own if call is None else call.values()
+        try:
+            return values[name]
+        except KeyError:
+            value = default() if call is None else from_call(call)
+            values[name] = value
+            return value
+
+    def set(self, value):
+        call = self._call
+        values = self._own if call is None else call.values()
+        values[name] = value
+
+    return property(get, set)
+
+
 class _CallContext(threading.local):
-    """Per-thread call context (Pyro4's ``current_context``)."""
+    """Per-thread call context (Pyro4's ``current_context``).
+
+    While a daemon thread serves a request, ``_call`` is that request's state and the
+    attributes describe it (each computed when first read); values set during the call
+    belong to that call. On other threads the attributes are plain per-thread values.
+    """
+
+    _FIELDS = ("client", "client_sock_addr", "seq", "msg_flags", "serializer_id", "annotations",
+               "response_annotations", "correlation_id")
 
     def __init__(self):
-        self.client = None
-        self.client_sock_addr = None
-        self.seq = 0
-        self.msg_flags = 0
-        self.serializer_id = 0
-        self.annotations = {}
-        self.response_annotations = {}
-        self.correlation_id = None
+        self._call = None
+        self._own = {}
+
+    client = _context_item("client", _call_client, lambda: None)
+    client_sock_addr = _context_item("client_sock_addr", lambda c: c.client_sock_addr, lambda: None)
+    seq = _context_item("seq", lambda c: c.seq, lambda: 0)
+    msg_flags = _context_item("msg_flags", lambda c: c.msg_flags, lambda: 0)
+    serializer_id = _context_item("serializer_id", lambda c: c.serializer_id, lambda: 0)
+    annotations = _context_item("annotations", lambda c: c.annotations, dict)
+    response_annotations = _context_item("response_annotations", lambda c: {}, dict)
+    correlation_id = _context_item("correlation_id", lambda c: uuid.UUID(bytes=c.correlation_bytes),
+                                   lambda: None)
 
     def to_global(self):
-        return dict(self.__dict__)
+        return {name: getattr(self, name) for name in self._FIELDS}
 
     def from_global(self, values):
-        self.client = values["client"]
-        self.seq = values["seq"]
-        self.msg_flags = values["msg_flags"]
-        self.serializer_id = values["serializer_id"]
-        self.annotations = values["annotations"]
-        self.response_annotations = values["response_annotations"]
-        self.correlation_id = values["correlation_id"]
-        self.client_sock_addr = values["client_sock_addr"]
+        for name in self._FIELDS:
+            setattr(self, name, values[name])
 
     def track_resource(self, resource):
         """Close ``resource`` (call its ``close()``) when this client disconnects."""
@@ -869,15 +902,18 @@ def _exception_parts(exc):
     return name, tuple(exc.args), attrs, tb, f"{cls}: {exc}"
 
 
-def _set_context(ctx, conn):
-    current_context.client = conn
-    current_context.client_sock_addr = ctx[1]
-    current_context.seq = ctx[2]
-    current_context.msg_flags = ctx[3]
-    current_context.serializer_id = ctx[4]
-    current_context.annotations = ctx[5]
-    current_context.response_annotations = {}
-    current_context.correlation_id = uuid.UUID(bytes=ctx[6])
+def _failure_parts(obj, name, exc):
+    """``_exception_parts`` for a failed method call; a failing ``@callback`` method is
+    logged in the daemon too, as Pyro4 re-raises it there."""
+    parts = _exception_parts(exc)
+    if getattr(getattr(obj, name, None), "_pyroCallback", False):
+        log.warning("error during handleRequest: %s; %s", exc, "".join(parts[3]))
+    return parts
+
+
+def _stream_check(data):
+    if type(data) in _lazy_dict_iterator_types:
+        raise errors.PyroError("won't serialize or stream lazy dict iterators, convert to list yourself")
 
 
 def _dispatch(daemon_ref, entry, kind, name, args, kwargs, ctx):
@@ -894,8 +930,8 @@ def _dispatch(daemon_ref, entry, kind, name, args, kwargs, ctx):
             return _ST_VALUE, next(entry), None
         if kind == "handshake":
             return _ST_VALUE, daemon.validateHandshake(_ClientConnection(None, entry), args[0]), None
-        conn = daemon._connection_for(ctx)
-        _set_context(ctx, conn)
+        current_context._call = ctx
+        conn = current_context.client
         obj = entry
         if inspect.isclass(obj):
             obj = daemon._getInstance(obj, conn)
@@ -907,10 +943,9 @@ def _dispatch(daemon_ref, entry, kind, name, args, kwargs, ctx):
             method = util.getAttribute(obj, name)
             is_callback = getattr(method, "_pyroCallback", False)
             data = method(*args, **(kwargs or {}))
-            if not ctx[3] & message.FLAGS_ONEWAY and (isinstance(data, collections.abc.Iterator)
-                                                      or inspect.isgenerator(data)):
-                if type(data) in _lazy_dict_iterator_types:
-                    raise errors.PyroError("won't serialize or stream lazy dict iterators, convert to list yourself")
+            if not ctx.msg_flags & message.FLAGS_ONEWAY and (isinstance(data, collections.abc.Iterator)
+                                                             or inspect.isgenerator(data)):
+                _stream_check(data)
                 return _ST_ITER, data, daemon._response_annotations()
         return _ST_VALUE, data, daemon._response_annotations()
     except Exception as x:  # noqa: BLE001 - every exception goes back to the client
@@ -924,7 +959,7 @@ def _dispatch(daemon_ref, entry, kind, name, args, kwargs, ctx):
 
 
 def _in_worker():
-    return getattr(_worker_state, "active", False)
+    return getattr(_worker_state, "active", False) or _native.in_daemon_thread()
 
 
 class Daemon:
@@ -997,8 +1032,12 @@ class Daemon:
         validate = type(self).validateHandshake is not Daemon.validateHandshake
         return _native.NativeDaemon(str(host), int(port), unixsocket, nathost,
                                     None if natport is None else int(natport), None, items,
-                                    serializers, _dispatch, _exception_parts, weakref.ref(self),
+                                    serializers, _dispatch, self._native_hooks(), weakref.ref(self),
                                     validate, pool_size)
+
+    def _native_hooks(self):
+        custom_annotations = type(self).annotations is not Daemon.annotations
+        return _exception_parts, _failure_parts, current_context, _stream_check, custom_annotations
 
     @property
     def _pyroHmacKey(self):
@@ -1113,10 +1152,10 @@ class Daemon:
         annotations.pop("CORR", None)
         return annotations
 
-    def _connection_for(self, ctx):
-        conn = self._connections.get(ctx[0])
+    def _connection_for(self, conn_id, addr):
+        conn = self._connections.get(conn_id)
         if conn is None:
-            conn = self._connections.setdefault(ctx[0], _ClientConnection(ctx[0], ctx[1]))
+            conn = self._connections.setdefault(conn_id, _ClientConnection(conn_id, addr))
         return conn
 
     def _reap_connections(self):
@@ -1196,7 +1235,8 @@ class Daemon:
         clazz = obj_or_class if inspect.isclass(obj_or_class) else type(obj_or_class)
         known = set(dir(obj_or_class))
         self._native.register(objectId, obj_or_class, clazz.__name__, meta["methods"], meta["oneway"],
-                              meta["attrs"], sorted(known), bool(config.REQUIRE_EXPOSE), True)
+                              meta["attrs"], sorted(known), bool(config.REQUIRE_EXPOSE), True,
+                              inspect.isclass(obj_or_class))
 
     def unregister(self, objectOrId):
         """Remove an object or class (by itself or its id)."""

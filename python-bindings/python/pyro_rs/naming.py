@@ -103,7 +103,7 @@ class NameServerDaemon(core.Daemon):
         return _native.NativeDaemon.nameserver(
             None if nshost is None else str(nshost), None if nsport is None else int(nsport), bool(enable_bc),
             bchost, bcport, unixsocket, nathost, None if natport is None else int(natport), storage, hmac,
-            items, serializers, core._dispatch, core._exception_parts, weakref.ref(self), pool_size)
+            items, serializers, core._dispatch, self._native_hooks(), weakref.ref(self), pool_size)
 
     def _pyro_startup_lines(self):
         return list(self._ns_startup_lines)

@@ -89,7 +89,101 @@ pub(crate) struct Shared {
     next_conn_id: AtomicU64,
     validator: Option<Arc<HandshakeValidator>>,
     shutdown_tx: watch::Sender<bool>,
+    /// Set when draining gave up: connections served by an executor stop at once.
+    abort_tx: watch::Sender<bool>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    executor: Option<Arc<ConnectionExecutor>>,
+}
+
+/// Where accepted connections run when not on the daemon's own runtime: called once per
+/// accepted connection, from the accept loop; it must return quickly and arrange for
+/// [`AcceptedConnection::serve`] to be polled (typically on a thread of its own).
+pub type ConnectionExecutor = dyn Fn(AcceptedConnection) + Send + Sync;
+
+/// The socket of an accepted connection, detached from the accept loop's runtime.
+enum RawSocket {
+    Tcp(std::net::TcpStream),
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixStream),
+}
+
+/// A client connection accepted by a daemon with a [`ConnectionExecutor`]. Poll
+/// [`AcceptedConnection::serve`] to completion on any tokio runtime (with IO enabled):
+/// the socket is registered with the runtime that polls it, so a connection served on
+/// a current-thread runtime does all its IO on that runtime's thread.
+pub struct AcceptedConnection {
+    handle: DaemonHandle,
+    socket: RawSocket,
+    addr: ClientAddr,
+    guard: Option<server::ActiveGuard>,
+}
+
+impl fmt::Debug for AcceptedConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcceptedConnection")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl AcceptedConnection {
+    /// The client's address.
+    pub fn client_addr(&self) -> &ClientAddr {
+        &self.addr
+    }
+
+    /// Serve the connection (TLS handshake when the daemon has TLS, Pyro handshake,
+    /// requests) until it closes, the daemon shuts down, or the daemon's drain time
+    /// runs out.
+    pub async fn serve(self) {
+        let shared = self.handle.shared.clone();
+        let stream = match self.socket {
+            RawSocket::Tcp(s) => tokio::net::TcpStream::from_std(s).map(Stream::Tcp),
+            #[cfg(unix)]
+            RawSocket::Unix(s) => tokio::net::UnixStream::from_std(s).map(Stream::Unix),
+        };
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(addr = %self.addr, "cannot register an accepted socket: {e}");
+                return;
+            }
+        };
+        let mut abort = shared.abort_tx.subscribe();
+        tokio::select! {
+            _ = serve_accepted(self.handle, stream, self.addr, self.guard) => {}
+            _ = abort.wait_for(|a| *a) => {}
+        }
+    }
+}
+
+/// One accepted connection: the TLS handshake first when the daemon has TLS (on the
+/// connection's own task, bounded), then the Pyro connection.
+async fn serve_accepted(
+    handle: DaemonHandle,
+    stream: Stream,
+    addr: ClientAddr,
+    guard: Option<server::ActiveGuard>,
+) {
+    match (&handle.shared.tls, stream) {
+        (Some(acceptor), Stream::Tcp(tcp)) => {
+            let acceptor = acceptor.clone();
+            let limit = handle
+                .shared
+                .config
+                .comm_timeout()
+                .unwrap_or(TLS_HANDSHAKE_TIMEOUT);
+            match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => {
+                    let stream = Stream::TlsServer(Box::new(tls));
+                    server::serve_connection(handle, stream, addr, guard).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+            }
+        }
+        (_, stream) => server::serve_connection(handle, stream, addr, guard).await,
+    }
 }
 
 /// A clone-able reference to a daemon: register objects, build URIs, shut it down.
@@ -278,6 +372,7 @@ pub struct DaemonBuilder {
     max_connections: Option<usize>,
     validator: Option<Arc<HandshakeValidator>>,
     tls: TlsChoice,
+    executor: Option<Arc<ConnectionExecutor>>,
 }
 
 /// Where a daemon's TLS setting comes from.
@@ -311,6 +406,7 @@ impl DaemonBuilder {
             max_connections: None,
             validator: None,
             tls: TlsChoice::FromConfig,
+            executor: None,
             config,
         }
     }
@@ -319,6 +415,17 @@ impl DaemonBuilder {
     /// items); see [`crate::tls::server_config`] to build one from SSL_* settings.
     pub fn tls(mut self, tls: Arc<rustls::ServerConfig>) -> Self {
         self.tls = TlsChoice::Given(tls);
+        self
+    }
+
+    /// Run accepted connections with `executor` instead of as tasks of the runtime that
+    /// runs [`Daemon::run`] (see [`AcceptedConnection`]). Shutdown still drains them:
+    /// `run` waits until they have closed, at most the drain timeout, then stops them.
+    pub fn connection_executor<F>(mut self, executor: F) -> Self
+    where
+        F: Fn(AcceptedConnection) + Send + Sync + 'static,
+    {
+        self.executor = Some(Arc::new(executor));
         self
     }
 
@@ -462,6 +569,7 @@ impl DaemonBuilder {
             _ => None,
         };
         let (shutdown_tx, _) = watch::channel(false);
+        let (abort_tx, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             config,
             objects: RwLock::new(Registry::default()),
@@ -476,7 +584,9 @@ impl DaemonBuilder {
             next_conn_id: AtomicU64::new(1),
             validator: self.validator,
             shutdown_tx,
+            abort_tx,
             tls,
+            executor: self.executor,
         });
         let handle = DaemonHandle { shared };
         let daemon_object = object::DaemonObject::new(Arc::downgrade(&handle.shared));
@@ -682,24 +792,13 @@ impl Daemon {
                         // Counted here, before the task runs, so a burst of connects
                         // cannot slip past the limit.
                         let guard = if over { None } else { Some(server::ActiveGuard::new(&shared)) };
-                        match (&shared.tls, stream) {
-                            (Some(acceptor), Stream::Tcp(tcp)) => {
-                                let acceptor = acceptor.clone();
-                                let limit = shared.config.comm_timeout().unwrap_or(TLS_HANDSHAKE_TIMEOUT);
-                                tasks.spawn(async move {
-                                    // The handshake runs here, on the connection's task.
-                                    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
-                                        Ok(Ok(tls)) => {
-                                            let stream = Stream::TlsServer(Box::new(tls));
-                                            server::serve_connection(handle, stream, addr, guard).await;
-                                        }
-                                        Ok(Err(e)) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
-                                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
-                                    }
-                                });
-                            }
-                            (_, stream) => {
-                                tasks.spawn(server::serve_connection(handle, stream, addr, guard));
+                        match &shared.executor {
+                            Some(exec) => match raw_socket(stream) {
+                                Ok(socket) => exec(AcceptedConnection { handle, socket, addr, guard }),
+                                Err(e) => tracing::warn!(%addr, "cannot hand over a connection: {e}"),
+                            },
+                            None => {
+                                tasks.spawn(serve_accepted(handle, stream, addr, guard));
                             }
                         }
                     }
@@ -716,8 +815,18 @@ impl Daemon {
         housekeeper.abort();
         let drained = tokio::time::timeout(self.drain_timeout, async {
             while tasks.join_next().await.is_some() {}
+            if shared.executor.is_some() {
+                // Connections run elsewhere: they end on the shutdown signal after their
+                // current request, which the connection count shows.
+                while shared.active.load(Ordering::Relaxed) > 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
         })
         .await;
+        if drained.is_err() {
+            let _ = shared.abort_tx.send(true);
+        }
         if drained.is_err() {
             tracing::warn!(
                 "daemon shutdown: aborting {} connections still busy",
@@ -727,6 +836,16 @@ impl Daemon {
             while tasks.join_next().await.is_some() {}
         }
         Ok(())
+    }
+}
+
+/// A tokio socket as a std one, for a runtime elsewhere to register.
+fn raw_socket(stream: Stream) -> std::io::Result<RawSocket> {
+    match stream {
+        Stream::Tcp(s) => s.into_std().map(RawSocket::Tcp),
+        #[cfg(unix)]
+        Stream::Unix(s) => s.into_std().map(RawSocket::Unix),
+        _ => Err(std::io::Error::other("only plain sockets are accepted")),
     }
 }
 
