@@ -641,7 +641,23 @@ impl Dispatch for PyObjectDispatch {
         let this = &self.0;
         this.core.track(&ctx);
         let oneway = ctx.msg_flags() & pyro_wire::FLAGS_ONEWAY != 0;
-        if lanes::on_lane() && !(oneway && this.core.oneway_threaded) {
+        if oneway && this.core.oneway_threaded {
+            // ONEWAY_THREADED: the call runs on a pool thread while the connection reads
+            // on; nobody waits for it, so a failure is only logged.
+            let d = this.clone();
+            let method = method.to_string();
+            let submitted = this.core.pool.submit(Box::new(move |py| {
+                if let Err(f) = d.run_call(py, &ctx, &method, args, kwargs) {
+                    tracing::debug!("oneway call {method} failed: {f}");
+                }
+            }));
+            return CallFuture::Ready(if submitted {
+                Ok(Outcome::Value(Value::None))
+            } else {
+                Err(closed_fault())
+            });
+        }
+        if lanes::on_lane() {
             // The connection's own thread: run it here, no hand-off.
             let r = Python::attach(|py| this.run_call(py, &ctx, method, args, kwargs));
             return CallFuture::Ready(r);

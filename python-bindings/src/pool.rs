@@ -124,8 +124,15 @@ impl Pool {
         // Attach once: the thread keeps its Python thread state (and its
         // `threading.local` data) and only gives the GIL up while it waits.
         Python::attach(|py| loop {
-            let Some(job) = py.detach(|| self.next_job()) else {
-                break;
+            // While jobs are queued, take the next one without giving the GIL up in
+            // between (a burst of oneway calls runs in one hold); wait with it released.
+            let queued = self.lock().queue.pop_front();
+            let job = match queued {
+                Some(job) => job,
+                None => match py.detach(|| self.next_job()) {
+                    Some(job) => job,
+                    None => break,
+                },
             };
             // A panic in a job must not take the worker down; the job's reply channel
             // is dropped with it, so its caller sees a failed call.

@@ -17,6 +17,9 @@ use pyro_runtime::{Config, Error};
 use pyro_wire::Uri;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// What `NativeProxy.invoke` hands Python: `(is_stream, value, seq, annotations)`.
+type InvokeTuple<'py> = (bool, Bound<'py, PyAny>, u16, Option<Bound<'py, PyDict>>);
+
 /// What `NativeProxy.invoke_raw` hands Python: `(flags, data, stream_id)`.
 type RawTuple<'py> = (u16, Bound<'py, PyBytes>, Option<String>);
 
@@ -211,8 +214,10 @@ impl NativeProxy {
         Ok(d)
     }
 
-    /// One invocation (Pyro4's `_pyroInvoke`): returns `(False, value)` or, for a remote
-    /// iterator, `(True, stream_id)`. `args` is any iterable, `kwargs` a dict or None.
+    /// One invocation (Pyro4's `_pyroInvoke`): returns `(False, value, seq, annotations)`
+    /// or, for a remote iterator, `(True, stream_id, seq, annotations)`; `seq` is the
+    /// proxy's sequence number after the call, `annotations` the reply's (None when
+    /// there are none). `args` is any iterable, `kwargs` a dict or None.
     /// `to_hook` replaces objects the conversion does not know; `from_hook` is
     /// `dict_to_class`.
     #[allow(clippy::too_many_arguments)]
@@ -228,7 +233,7 @@ impl NativeProxy {
         to_hook: &Bound<'py, PyAny>,
         from_hook: &Bound<'py, PyAny>,
         subclass_as_base: bool,
-    ) -> PyResult<(bool, Bound<'py, PyAny>)> {
+    ) -> PyResult<InvokeTuple<'py>> {
         let conv = ToValue {
             hook: Some(to_hook),
             subclass_as_base,
@@ -241,11 +246,31 @@ impl NativeProxy {
                 _ => Some(Dict::new()),
             },
         };
-        let reply =
-            py.detach(|| lock(&self.inner).invoke(object.as_deref(), &method, args, kwargs, flags));
+        let (reply, seq, ann) = py.detach(|| {
+            let mut g = lock(&self.inner);
+            let reply = g.invoke(object.as_deref(), &method, args, kwargs, flags);
+            let ann: Vec<([u8; 4], Vec<u8>)> = g
+                .response_annotations()
+                .iter()
+                .map(|(k, v)| (*k, v.to_vec()))
+                .collect();
+            (reply, g.proxy().seq(), ann)
+        });
+        let ann = if ann.is_empty() {
+            None
+        } else {
+            let d = PyDict::new(py);
+            for (k, v) in ann {
+                d.set_item(
+                    PyString::new(py, &String::from_utf8_lossy(&k)),
+                    PyBytes::new(py, &v),
+                )?;
+            }
+            Some(d)
+        };
         match reply {
-            Ok(Reply::Value(v)) => Ok((false, convert::to_py(py, &v, Some(from_hook))?)),
-            Ok(Reply::Stream(id)) => Ok((true, PyString::new(py, &id).into_any())),
+            Ok(Reply::Value(v)) => Ok((false, convert::to_py(py, &v, Some(from_hook))?, seq, ann)),
+            Ok(Reply::Stream(id)) => Ok((true, PyString::new(py, &id).into_any(), seq, ann)),
             Err(e) => Err(errors::to_pyerr(py, e, from_hook)),
         }
     }

@@ -226,6 +226,10 @@ class _CallContext(threading.local):
 current_context = _CallContext()
 
 
+# The serializer the last call looked up, by name (a process-wide one-entry cache).
+_last_serializer = (None, None)
+
+
 class _RemoteMethod:
     """A remote method; calling it retries per MAX_RETRIES on closed connections and timeouts."""
 
@@ -252,7 +256,8 @@ class Proxy:
         ["__getnewargs__", "__getnewargs_ex__", "__getinitargs__", "_pyroConnection", "_pyroUri",
          "_pyroOneway", "_pyroMethods", "_pyroAttrs", "_pyroTimeout", "_pyroSeq", "_pyroHmacKey",
          "_pyroRawWireResponse", "_pyroHandshake", "_pyroMaxRetries", "_pyroSerializer", "_Proxy__async",
-         "_Proxy__pyroHmacKey", "_Proxy__pyroTimeout", "_Proxy__pyroConnLock"])
+         "_Proxy__pyroHmacKey", "_Proxy__pyroTimeout", "_Proxy__pyroConnLock", "_Proxy__configured",
+         "_Proxy__annotated"])
 
     def __init__(self, uri, connected_socket=None):
         if connected_socket:
@@ -420,40 +425,66 @@ class Proxy:
                             doc="Timeout in seconds for connects and calls (None or 0 = none).")
 
     def __serializer(self):
-        return util.get_serializer(self._pyroSerializer or config.SERIALIZER)
+        global _last_serializer
+        name = self._pyroSerializer or config.SERIALIZER
+        last = _last_serializer
+        if last[0] == name:
+            return last[1]
+        serializer = util.get_serializer(name)
+        _last_serializer = (name, serializer)
+        return serializer
 
     def __configure(self, conn, serializer):
         conn.configure(self.__pyroTimeout or None, self.__pyroHmacKey, serializer.name, config.METADATA)
 
     def _pyroInvoke(self, methodname, vargs, kwargs, flags=0, objectId=None):
         """One remote call (Pyro4's ``_pyroInvoke``)."""
-        current_context.response_annotations = {}
+        state = self.__dict__
         with self.__pyroConnLock:
-            if self._pyroConnection is None:
-                self.__pyroCreateConnection()
             conn = self._pyroConnection
+            if conn is None:
+                self.__pyroCreateConnection()
+                conn = self._pyroConnection
             serializer = self.__serializer()
-            self.__configure(conn, serializer)
-            conn.set_annotations(self.__annotations())
+            # The settings can change between calls; the native proxy hears of changes only.
+            settings = (conn, self.__pyroTimeout or None, self.__pyroHmacKey, serializer.name, config.METADATA)
+            if settings != state.get("_Proxy__configured"):
+                conn.configure(*settings[1:])
+                state["_Proxy__configured"] = settings
+            annotations = self.__annotations()
+            # Empty annotations need telling once, not on every call.
+            if annotations or state.get("_Proxy__annotated", True):
+                conn.set_annotations(annotations)
+                state["_Proxy__annotated"] = bool(annotations)
             if methodname in self._pyroOneway:
                 flags |= message.FLAGS_ONEWAY
             try:
                 if serializer.serializer_id == message.SERIALIZER_PICKLE:
-                    is_stream, result = self.__invokePickled(conn, serializer, methodname, vargs, kwargs,
-                                                             flags, objectId)
+                    try:
+                        is_stream, result = self.__invokePickled(conn, serializer, methodname, vargs, kwargs,
+                                                                 flags, objectId)
+                    finally:
+                        state["_pyroSeq"] = conn.seq()
+                    annotations = conn.response_annotations()
                 else:
-                    is_stream, result = conn.invoke(objectId, methodname, vargs, kwargs, flags,
-                                                    serializer.replace, serializer.dict_to_class,
-                                                    serializer.subclass_as_base)
+                    try:
+                        is_stream, result, state["_pyroSeq"], annotations = conn.invoke(
+                            objectId, methodname, vargs, kwargs, flags, serializer.replace,
+                            serializer.dict_to_class, serializer.subclass_as_base)
+                    except BaseException:
+                        state["_pyroSeq"] = conn.seq()
+                        raise
             except (errors.CommunicationError, KeyboardInterrupt):
                 # A reply may still be in flight: never reuse this connection.
+                current_context.response_annotations = {}
                 self._pyroRelease()
                 raise
-            finally:
-                self._pyroSeq = conn.seq()
-            annotations = conn.response_annotations()
+            except BaseException:
+                current_context.response_annotations = {}
+                raise
+            # Pyro4 clears them before the call; set once here, to the reply's or none.
+            current_context.response_annotations = annotations or {}
             if annotations:
-                current_context.response_annotations = annotations
                 self._pyroResponseAnnotations(annotations, message.MSG_RESULT)
             if is_stream:
                 return _StreamResultIterator(result, self)
@@ -560,13 +591,25 @@ class Proxy:
         """Override to check the daemon's handshake response; raise to refuse the connection."""
 
     def __annotations(self, clear=True):
-        annotations = current_context.annotations
-        if current_context.correlation_id:
-            annotations["CORR"] = current_context.correlation_id.bytes
+        ctx = current_context
+        if ctx._call is None:
+            # A client thread: the values are plain (no request to compute them from).
+            own = ctx._own
+            annotations = own.get("annotations")
+            if annotations is None:
+                annotations = own["annotations"] = {}
+            correlation_id = own.get("correlation_id")
         else:
+            annotations = ctx.annotations
+            correlation_id = ctx.correlation_id
+        if correlation_id:
+            annotations["CORR"] = correlation_id.bytes
+        elif annotations:
             annotations.pop("CORR", None)
-        annotations.update(self._pyroAnnotations())
-        if clear:
+        extra = self._pyroAnnotations()
+        if extra:
+            annotations.update(extra)
+        if clear and annotations:
             current_context.annotations = {}
         return annotations
 

@@ -574,10 +574,10 @@ impl Conn {
                     // ONEWAY_THREADED: the call runs on its own task so this connection can
                     // take the next request at once.
                     let method = method.to_string();
-                    let name = format!("{object}.{method}");
+                    let object = object.to_string();
                     tokio::spawn(async move {
                         if let Err(f) = obj.call(ctx, &method, args, kwargs).resolve().await {
-                            tracing::debug!("oneway call {name} failed: {f}");
+                            tracing::debug!("oneway call {object}.{method} failed: {f}");
                         }
                     });
                     return Ok(Reply::Nothing);
