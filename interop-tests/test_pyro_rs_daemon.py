@@ -407,6 +407,37 @@ def test_client_disconnect_hook(served):
     assert daemon.disconnects[-1].pyroInstances == {}
 
 
+def test_client_disconnect_after_direct_calls(served):
+    """Calls of an exposed instance method (run without Python's dispatch) must not keep
+    the connection alive after the client goes: clientDisconnect still comes."""
+    daemon = served["_daemon"]
+    for lib in CLIENTS.values():
+        before = len(daemon.disconnects)
+        with lib.Proxy(served["thing"]) as p:
+            assert p.context()["has_client"]
+        deadline = time.monotonic() + 5
+        while len(daemon.disconnects) == before:
+            assert time.monotonic() < deadline, "clientDisconnect was not called"
+            time.sleep(0.05)
+
+
+def test_batch_calls_share_the_request_context(served):
+    """As in Pyro4, a batch is one request: its calls see the same seq and correlation id,
+    and the same client connection."""
+    for libname, lib in CLIENTS.items():
+        with lib.Proxy(served["thing"]) as p:
+            b = lib.batch(p)
+            for _ in range(3):
+                b.context()
+            results = list(b())
+            assert len(results) == 3, libname
+            assert len({r["seq"] for r in results}) == 1, libname
+            assert len({r["corr"] for r in results}) == 1, libname
+            after = p.context()
+            assert after["seq"] != results[0]["seq"], libname
+            assert after["corr"] != results[0]["corr"], libname
+
+
 def test_autoproxy(thing):
     lib, _ser, p = thing
     child = p.make_child("c1")

@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyIterator, PyString, PyTuple};
 use pyro_codec::{Dict, Value};
 use pyro_runtime::daemon::{
-    CallContext, CallFuture, ClientAddr, Dispatch, Fault, Metadata, Outcome,
+    CallContext, CallFuture, ClientAddr, Dispatch, Fault, Metadata, Outcome, RequestToken,
 };
 use pyro_runtime::nameserver::BroadcastStatus;
 use pyro_runtime::{
@@ -102,6 +102,15 @@ struct Core {
     conns: Mutex<HashMap<u64, Weak<dyn Any + Send + Sync>>>,
 }
 
+thread_local! {
+    /// The connection a lane thread last reported to [`Core::track`].
+    static LAST_TRACKED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// The request whose state this thread's `current_context._call` holds, so the
+    /// calls of one batch share one state, as they share one request in Pyro4.
+    static LAST_STATE: std::cell::RefCell<Option<(RequestToken, Py<CallState>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Status codes of `_dispatch` results.
 const ST_VALUE: i64 = 0;
 const ST_ITER: i64 = 1;
@@ -122,30 +131,56 @@ impl Core {
     }
 
     fn track(&self, ctx: &CallContext) {
+        // A lane serves few connections: skip the map when this one was seen last.
+        let id = ctx.connection_id();
+        if lanes::on_lane() && LAST_TRACKED.with(|c| c.replace(id)) == id {
+            return;
+        }
         let mut conns = lock(&self.conns);
         conns
             .entry(ctx.connection_id())
             .or_insert_with(|| ctx.connection_token());
     }
 
-    /// The call's state for `current_context` (None outside a call).
-    fn ctx_py<'py>(
-        &self,
-        py: Python<'py>,
-        ctx: Option<&CallContext>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let Some(ctx) = ctx else {
-            return Ok(py.None().into_bound(py));
-        };
-        Ok(Bound::new(py, self.call_state(py, ctx))?.into_any())
-    }
-
     fn call_state(&self, py: Python<'_>, ctx: &CallContext) -> CallState {
         CallState {
-            ctx: ctx.clone(),
+            conn_id: ctx.connection_id(),
+            addr: ctx.client_addr().clone(),
+            seq: ctx.seq(),
+            msg_flags: ctx.msg_flags(),
+            serializer_id: ctx.serializer_id(),
+            annotations: ctx
+                .annotations()
+                .iter()
+                .map(|(k, v)| (*k, v.to_vec()))
+                .collect(),
+            correlation: *ctx.correlation_id().as_bytes(),
             daemon_ref: self.daemon_ref.clone_ref(py),
             values: OnceLock::new(),
         }
+    }
+
+    /// `current_context._call` for this request: the one already set when this thread
+    /// is still on the same request (a batch), else a new one.
+    fn current_state<'py>(
+        &self,
+        py: Python<'py>,
+        ctx: &CallContext,
+    ) -> PyResult<Bound<'py, CallState>> {
+        let token = ctx.request_token();
+        let reused = LAST_STATE.with(|last| match &*last.borrow() {
+            Some((t, state)) if *t == token => Some(state.bind(py).clone()),
+            _ => None,
+        });
+        if let Some(state) = reused {
+            return Ok(state);
+        }
+        let state = Bound::new(py, self.call_state(py, ctx))?;
+        self.current_context
+            .bind(py)
+            .setattr(intern!(py, "_call"), &state)?;
+        LAST_STATE.with(|last| *last.borrow_mut() = Some((token, state.clone().unbind())));
+        Ok(state)
     }
 
     /// Run Python work here when on a lane (inline, GIL taken for it), else on the
@@ -288,7 +323,10 @@ impl Core {
                 .collect::<PyResult<Vec<_>>>()?;
             let py_args = PyTuple::new(py, items)?;
             let py_kwargs = convert::to_py(py, &Value::Dict(kwargs), d2c.as_ref())?;
-            let ctx = self.ctx_py(py, ctx)?;
+            let ctx = match ctx {
+                Some(c) => self.current_state(py, c)?.into_any(),
+                None => py.None().into_bound(py),
+            };
             Ok((py_args, py_kwargs, ctx))
         })();
         let (py_args, py_kwargs, py_ctx) = match prepared {
@@ -348,7 +386,15 @@ impl Core {
 /// facts of the request, read when asked for, and the values the call's code set.
 #[pyclass(module = "pyro_rs._native", name = "CallState", frozen)]
 pub(crate) struct CallState {
-    ctx: CallContext,
+    // The facts only: holding the CallContext would keep the connection alive, and a
+    // state outlives its call (it stays in current_context until the next one).
+    conn_id: u64,
+    addr: ClientAddr,
+    seq: u16,
+    msg_flags: u16,
+    serializer_id: u16,
+    annotations: Vec<([u8; 4], Vec<u8>)>,
+    correlation: [u8; 16],
     daemon_ref: Py<PyAny>,
     values: OnceLock<Py<PyDict>>,
 }
@@ -358,35 +404,35 @@ impl CallState {
     /// The connection's id in this daemon.
     #[getter]
     fn conn_id(&self) -> u64 {
-        self.ctx.connection_id()
+        self.conn_id
     }
 
     /// `(host, port)` of the client, or the socket path text.
     #[getter]
     fn client_sock_addr<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        client_addr_py(py, self.ctx.client_addr())
+        client_addr_py(py, &self.addr)
     }
 
     #[getter]
     fn seq(&self) -> u16 {
-        self.ctx.seq()
+        self.seq
     }
 
     #[getter]
     fn msg_flags(&self) -> u16 {
-        self.ctx.msg_flags()
+        self.msg_flags
     }
 
     #[getter]
     fn serializer_id(&self) -> u16 {
-        self.ctx.serializer_id()
+        self.serializer_id
     }
 
     /// The request's annotations, `{4-char str: bytes}` (a new dict each time).
     #[getter]
     fn annotations<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let ann = PyDict::new(py);
-        for (k, v) in self.ctx.annotations().iter() {
+        for (k, v) in &self.annotations {
             ann.set_item(
                 PyString::new(py, &String::from_utf8_lossy(k)),
                 PyBytes::new(py, v),
@@ -398,7 +444,7 @@ impl CallState {
     /// The correlation id's 16 bytes.
     #[getter]
     fn correlation_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.ctx.correlation_id().as_bytes())
+        PyBytes::new(py, &self.correlation)
     }
 
     /// A weak reference to the Python Daemon.
@@ -498,10 +544,7 @@ impl PyDispatch {
                 let d = convert::to_py(py, &Value::Dict(kwargs), d2c.as_ref())?;
                 Some(d.cast_into::<PyDict>()?)
             };
-            let state = Bound::new(py, core.call_state(py, ctx))?;
-            core.current_context
-                .bind(py)
-                .setattr(intern!(py, "_call"), &state)?;
+            let state = core.current_state(py, ctx)?;
             Ok((py_args, py_kwargs, state))
         })();
         let (py_args, py_kwargs, state_obj) = match prepared {

@@ -271,6 +271,12 @@ pub struct CallContext {
 }
 
 impl CallContext {
+    /// What identifies the request this context belongs to: the calls of one batch
+    /// share it. It keeps no connection alive.
+    pub fn request_token(&self) -> RequestToken {
+        RequestToken(self.annotations.clone())
+    }
+
     /// The client's address (`current_context.client_sock_addr`).
     pub fn client_addr(&self) -> &ClientAddr {
         &self.conn.addr
@@ -315,6 +321,25 @@ impl CallContext {
     pub fn connection_token(&self) -> std::sync::Weak<dyn std::any::Any + Send + Sync> {
         let strong: Arc<dyn std::any::Any + Send + Sync> = self.conn.clone();
         Arc::downgrade(&strong)
+    }
+}
+
+/// Identifies one request (see [`CallContext::request_token`]); equal only to tokens of
+/// the same request.
+#[derive(Clone)]
+pub struct RequestToken(Arc<Annotations>);
+
+impl PartialEq for RequestToken {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for RequestToken {}
+
+impl fmt::Debug for RequestToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestToken({:p})", Arc::as_ptr(&self.0))
     }
 }
 

@@ -30,7 +30,7 @@ mod tests;
 
 pub use dispatch::{
     is_private_attribute, Args, BoxFuture, CallContext, CallFuture, ClientAddr, Dispatch, Fault,
-    ItemIter, Metadata, Outcome,
+    ItemIter, Metadata, Outcome, RequestToken,
 };
 pub use error::DaemonError;
 pub use exposed::Exposed;
