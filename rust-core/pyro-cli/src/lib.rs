@@ -29,3 +29,19 @@ pub fn hmac_key(option: Option<String>) -> Result<Option<String>, String> {
         Err(_) => Ok(option),
     }
 }
+
+/// The tools' tokio runtime, sized by the CPU affinity: under `taskset -c N` (one CPU) a
+/// current-thread runtime, which does all socket IO on one thread with no cross-thread
+/// wake-ups; otherwise a multi-thread runtime with a worker per CPU.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus == 1 {
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cpus)
+        .enable_all()
+        .build()
+}

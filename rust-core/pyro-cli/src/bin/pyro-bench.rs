@@ -123,13 +123,9 @@ fn main() -> Result<()> {
     }
 }
 
-/// A multi-thread runtime sized by the CPU affinity (one worker under `taskset -c 0`).
+/// The tools' runtime (current-thread under `taskset -c 0`, see `pyro_cli::runtime`).
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()?)
+    Ok(pyro_cli::runtime()?)
 }
 
 // ---- payloads (the same as scripts/bench_py.py builds) ---------------------------------

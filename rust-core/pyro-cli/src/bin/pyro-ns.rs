@@ -91,10 +91,7 @@ fn main() -> ExitCode {
     opts.bchost = options.bchost;
     opts.bcport = options.bcport;
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match pyro_cli::runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -244,10 +244,15 @@ const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 8081828384858687888990919293949596979899";
 
 /// `repr(int)` for an i64.
+///
+/// The digits are laid out in a fixed 20-byte array that is appended whole and then cut
+/// to length: a fixed-size append compiles to a couple of stores, where appending a
+/// variable-length slice is a `memcpy` call per number.
 pub(crate) fn write_i64(out: &mut Vec<u8>, v: i64) {
-    let mut buf = [0u8; 20];
-    let mut pos = buf.len();
     let mut n = v.unsigned_abs();
+    let len = n.checked_ilog10().map_or(1, |l| l as usize + 1);
+    let mut buf = [0u8; 20];
+    let mut pos = len;
     while n >= 100 {
         let pair = (n % 100) as usize * 2;
         n /= 100;
@@ -256,16 +261,16 @@ pub(crate) fn write_i64(out: &mut Vec<u8>, v: i64) {
     }
     if n >= 10 {
         let pair = n as usize * 2;
-        pos -= 2;
-        buf[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        buf[0..2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
     } else {
-        pos -= 1;
-        buf[pos] = b'0' + n as u8;
+        buf[0] = b'0' + n as u8;
     }
     if v < 0 {
         out.push(b'-');
     }
-    out.extend_from_slice(&buf[pos..]);
+    let end = out.len() + len;
+    out.extend_from_slice(&buf);
+    out.truncate(end);
 }
 
 /// `repr(int)` for a big int, refusing more than 4300 digits like CPython.
@@ -496,23 +501,50 @@ pub(crate) fn is_printable_non_ascii(cp: u32) -> bool {
 
 /// The quote Python's repr picks: `'` unless the text has `'` and no `"`.
 fn pick_quote(b: &[u8]) -> u8 {
-    if b.contains(&b'\'') && !b.contains(&b'"') {
+    // One pass without an early exit: the compiler turns it into vector compares.
+    let (mut single, mut double) = (0u8, 0u8);
+    for &c in b {
+        single |= u8::from(c == b'\'');
+        double |= u8::from(c == b'"');
+    }
+    if single != 0 && double == 0 {
         b'"'
     } else {
         b'\''
     }
 }
 
+/// True when all 16 bytes are ones `repr(str)` copies unchanged (printable ASCII other
+/// than `\\`, `'` and `"`); written so the compiler makes it a few vector compares.
+#[inline(never)]
+fn plain_block(block: &[u8; 16]) -> bool {
+    let mut bad = 0u8;
+    for &c in block {
+        bad |= u8::from(c.wrapping_sub(0x20) >= 0x5f)
+            | u8::from(c == b'\\')
+            | u8::from(c == b'\'')
+            | u8::from(c == b'"');
+    }
+    bad == 0
+}
+
 /// Python's `repr(str)` (CPython `unicode_repr`).
 pub(crate) fn write_str_repr(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     let quote = pick_quote(b);
-    out.reserve(b.len() + 2);
+    // Room for a few escapes too, so a long text with some newlines is not copied twice.
+    out.reserve(b.len() + b.len() / 16 + 2);
     out.push(quote);
     let mut run = 0; // start of the pending raw run
     let mut i = 0;
     while i < b.len() {
-        // Eight plain ASCII bytes at a time: long texts are mostly plain runs.
+        // Sixteen, then eight plain ASCII bytes at a time: long texts are mostly plain runs.
+        if let Some(block) = b.get(i..i + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) {
+            if plain_block(block) {
+                i += 16;
+                continue;
+            }
+        }
         if let Some(w) = b.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
             if swar::plain_word(u64::from_le_bytes(w)) {
                 i += 8;
@@ -927,6 +959,34 @@ mod tests {
                 }
                 for q in [b'\'', b'"', b'\\', b'\n'] {
                     assert_eq!(swar::has_byte(word, q) != 0, w.contains(&q));
+                }
+            }
+        }
+    }
+
+    /// The 16-byte block test and the one-pass quote choice agree with the byte-wise
+    /// definitions for every byte value at every position.
+    #[test]
+    fn block_tests_match_bytewise() {
+        for pos in 0..16 {
+            for c in 0..=255u8 {
+                let mut block = *b"abcdefghijklmnop";
+                block[pos] = c;
+                let plain = block.iter().all(|&x| x < 0x80 && PLAIN_ASCII[x as usize]);
+                assert_eq!(plain_block(&block), plain, "byte {c:#x} at {pos}");
+            }
+        }
+        for len in [0, 1, 31, 32, 33, 64, 70] {
+            for at in 0..len {
+                for (q, other) in [(b'\'', b'"'), (b'"', b'\'')] {
+                    let mut text = vec![b'x'; len];
+                    text[at] = q;
+                    let expect = if q == b'\'' { b'"' } else { b'\'' };
+                    assert_eq!(pick_quote(&text), expect, "{len} {at}");
+                    text[len - 1 - at] = other;
+                    if len - 1 - at != at {
+                        assert_eq!(pick_quote(&text), b'\'', "{len} {at} both");
+                    }
                 }
             }
         }
