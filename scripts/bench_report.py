@@ -8,72 +8,198 @@ import subprocess
 PENDING = "not yet measured: needs the pyro_rs Daemon"
 
 # What the analysis of each missed target found (profiles and experiments, kept with the
-# generator so every regenerated report carries them). Keyed by target id.
+# generator so every regenerated report carries them, with this run's figures filled in).
+# Keyed by target id; each entry takes the run's results.
+
+
+def _res(b, key, pinned=True):
+    c, s, w, n = key
+    r = b.results.get((c, s, w, n, pinned))
+    return r if r is not None and "median" in r else None
+
+
+def _us(b, key, pinned=True):
+    """Microseconds per call (1e6 / median rate), or None."""
+    r = _res(b, key, pinned)
+    return 1e6 / r["median"] if r else None
+
+
+def _rate(b, key, pinned=True):
+    r = _res(b, key, pinned)
+    return r["median"] if r else None
+
+
+def _cpu(b, key, pinned=True):
+    r = _res(b, key, pinned)
+    return r["server_cpu_us_per_call"] if r else None
+
+
+def _f(x, unit=""):
+    return "?" if x is None else (fmt_rate(x) + unit if x >= 100 else f"{x:.1f}{unit}")
+
+
+def _div(a, b):
+    return None if a is None or not b else a / b
+
+
+RAW = ("rust", "raw", "raw", 1)
+LANES = (
+    "What was done for the pyro_rs daemon: each connection runs on a lane, a thread with its own "
+    "current-thread runtime that does the connection's IO and calls the Python method inline with the "
+    "GIL taken for the call (1.0 context switches per call in the daemon, against 4.7 with the earlier "
+    "hand-off from an IO thread to a worker pool and back); exposed methods of registered instances are "
+    "called from Rust without the Python dispatcher, and current_context is computed from the request "
+    "only when read. On the client, the proxy sends its settings and annotations only when they change "
+    "(callgrind: 58k -> 46k instructions per ping in the client process)."
+)
+
+
+def note_ping(b):
+    p4 = _us(b, ("pyro4", "pyro4-thread", "ping", 1))
+    ours = _us(b, ("pyro_rs", "pyro_rs", "ping", 1))
+    rr = _us(b, ("rust", "rust", "ping", 1))
+    raw = _us(b, RAW)
+    return (
+        f"Pinned, a Pyro4 <-> Pyro4 ping costs {_f(p4, ' us')}; 8x faster is {_f(_div(p4, 8), ' us')} per call. "
+        f"The raw TCP round trip alone (two processes exchanging 32 bytes, no Pyro at all) costs {_f(raw, ' us')} "
+        f"here and the Rust client -> Rust daemon ping {_f(rr, ' us')}: the target is below a loopback round "
+        f"trip on this machine, where no implementation can be more than {_f(_div(p4, raw))}x faster than Pyro4. "
+        f"pyro_rs <-> pyro_rs costs {_f(ours, ' us')}, {_f(None if ours is None or rr is None else ours - rr, ' us')} "
+        "more than Rust <-> Rust: the Python on both ends (the proxy's method lookup and call bookkeeping in "
+        "the client, the Python method call in the daemon). " + LANES
+    )
+
+
+def note_cpu(b):
+    p4 = _cpu(b, ("pyro4", "pyro4-thread", "ping", 1))
+    ours = _cpu(b, ("pyro4", "pyro_rs", "ping", 1))
+    rust = _cpu(b, ("pyro4", "rust", "ping", 1))
+    raw = _us(b, RAW)
+    return (
+        f"The Pyro4 daemon spends {_f(p4, ' us')} of CPU per call; 1/8 of it is {_f(_div(p4, 8), ' us')}. "
+        f"The Rust daemon, with no Python behind it, spends {_f(rust, ' us')} per call with the same Pyro4 "
+        f"client (table below): the kernel's share of a loopback recv and send plus the wake-up (a whole raw "
+        f"round trip, both ends, is {_f(raw, ' us')}). The pyro_rs daemon spends {_f(ours, ' us')}: the Rust "
+        "daemon's cost plus one Python method call under the GIL. The target is below the Rust daemon's own "
+        "per-call cost on this machine. " + LANES
+    )
+
+
+def note_echo(w, target):
+    def note(b):
+        p4 = _us(b, ("pyro4", "pyro4-thread", w, 1))
+        ours = _us(b, ("pyro_rs", "pyro_rs", w, 1))
+        rr = _us(b, ("rust", "rust", w, 1))
+        vs_rust = _us(b, ("pyro_rs", "rust", w, 1))
+        text = (
+            f"Pinned, Pyro4 <-> Pyro4 takes {_f(p4, ' us')} per echo; {target:.0f}x faster is "
+            f"{_f(_div(p4, target), ' us')}. pyro_rs <-> pyro_rs takes {_f(ours, ' us')}; the pyro_rs client "
+            f"against the Rust daemon {_f(vs_rust, ' us')}; Rust <-> Rust (no Python objects at all) "
+            f"{_f(rr, ' us')}. "
+        )
+        if w == "dict":
+            text += (
+                "For a small payload the round trip dominates (see the ping row): the serpent work for the "
+                "dict is a few us per direction (codec table)."
+            )
+        elif w == "ints":
+            text += (
+                "Each echo parses and writes 10,000 ints twice on each side and creates 10,000 Python ints "
+                "twice; the pyro_rs.serpent rows below give the per-operation cost of those steps."
+            )
+        else:
+            text += (
+                "1 MiB of bytes travels as serpent's base64 dict, as Pyro4 sends it: the client encodes "
+                "1.4 MB of base64, the daemon parses it into a Python dict holding a 1.4 MB str (Pyro4's "
+                "serpent does not turn it back into bytes) and writes that str back, and the client parses it "
+                "again; with the kernel's copies both ways this is memory traffic of a few tens of MB per "
+                "echo on one CPU."
+            )
+        return text
+    return note
+
+
+def note_conn64(b):
+    n = b.conc[-1]
+    ours = _rate(b, ("rust", "rust", "ping", n))
+    raw = _us(b, RAW)
+    best = Targets(b).best_pyro4(n)
+    p4 = _rate(b, ("pyro4", best, "ping", n))
+    need = None if p4 is None else p4 * 15
+    return (
+        f"15x the best Pyro4 server is {_f(need, '/s')}, {_f(_div(1e6, need), ' us')} per call for both the "
+        f"load generator and the daemon on one CPU; the Rust pair reaches {_f(ours, '/s')} "
+        f"({_f(_div(1e6, ours), ' us')} per call). strace of the daemon shows two syscalls per call, a "
+        "recvfrom and a sendto (epoll_wait is amortised over many connections; no getrandom since the "
+        "correlation id uses a userspace generator), and the load generator makes the same two; a raw TCP "
+        f"round trip with one connection costs {_f(raw, ' us')}. What is left per call is the loopback TCP "
+        "stack in the kernel for four syscalls; Pyro4's protocol has one reply per request, so replies "
+        "cannot be batched into fewer writes. Done for this row: the Rust tools run a current-thread tokio "
+        "runtime when pinned to one CPU (no cross-thread wake-ups), and uuid4 correlation ids no longer "
+        "cost a getrandom syscall per request."
+    )
+
+
+def note_threads64(b):
+    n = b.conc[-1]
+    rust = _rate(b, ("pyro4", "rust", "ping", n))
+    mux = _rate(b, ("pyro4", "pyro4-multiplex", "ping", n))
+    rs_rs = _rate(b, ("pyro_rs", "pyro_rs", "ping", n))
+    return (
+        f"The {n} client threads are Pyro4 proxies in one Python process, and they are the limit: against "
+        f"the Rust daemon (no Python at all) the same clients reach {_f(rust, '/s')}, {_f(_div(rust, mux))}x "
+        "the Pyro4 multiplex daemon, so no daemon can show 3x with these clients on one CPU. The same "
+        f"{n} threads as pyro_rs proxies against the pyro_rs daemon reach {_f(rs_rs, '/s')}, "
+        f"{_f(_div(rs_rs, mux))}x (row below the table)."
+    )
+
+
+def note_oneway(b):
+    vs_rust = _rate(b, ("pyro_rs", "rust", "oneway", 1))
+    rr = _rate(b, ("rust", "rust", "oneway", 1))
+    return (
+        f"The pyro_rs client is the limit: against the Rust daemon (whose oneway method is Rust) it sends "
+        f"{_f(vs_rust, '/s')}, and the Rust client {_f(rr, '/s')}. Every oneway call still runs a Python "
+        "proxy call (method lookup, bookkeeping, argument conversion) before its one send. Done: with "
+        "ONEWAY_THREADED the daemon hands each oneway call to its worker pool without a reply channel, "
+        "and a worker runs queued calls back to back in one GIL hold."
+    )
+
+
+def note_batch(b):
+    vs_rust = _rate(b, ("pyro_rs", "rust", "batch", 1))
+    return (
+        f"The pyro_rs client batch against the Rust daemon runs {_f(vs_rust, '/s')}. In the pyro_rs daemon "
+        "the 1000 calls run inline on the connection's lane, sharing one current_context state (one "
+        "request, as in Pyro4); per call what remains is parsing the call from the serpent batch, converting "
+        "the arguments and the result, and the Python call itself."
+    )
+
+
+def note_ns(b):
+    raw = _rate(b, RAW)
+    p4 = _rate(b, ("pyro4", "pyro4-ns", "lookup", 1))
+    ours = _rate(b, ("rust", "rust-ns", "lookup", 1))
+    return (
+        f"A lookup is one request and one reply. 20x Pyro4's name server is {_f(None if p4 is None else p4 * 20, '/s')}; "
+        f"the raw TCP round trip (no Pyro at all) runs {_f(raw, '/s')} pinned, {_f(_div(raw, p4))}x Pyro4's lookup "
+        f"rate, so 20x is beyond a loopback round trip on this machine. The Rust pair runs {_f(ours, '/s')}, "
+        f"{_f(_div(raw, ours))} raw round trips per lookup. Unpinned, both pay the cross-CPU wake-up, which "
+        "compresses every ratio."
+    )
+
+
 NOTES = {
-    "ping": (
-        "The pyro_rs client is not the limit: the same pyro_rs client against the Rust daemon "
-        "(table below) runs several times faster than against the pyro_rs daemon. The pyro_rs daemon "
-        "pays per call for handing the request from its tokio task to a Python thread, taking the GIL, "
-        "converting arguments, calling the Python method and handing the result back (two thread "
-        "switches per call on one CPU). Its server CPU per call is in the CPU row. The Rust side of the "
-        "pair (client, wire, codec) is what the Rust-daemon row shows; the rest is the pyro_rs daemon's "
-        "dispatch path (python-bindings), where the next work belongs: run the Python call on the "
-        "connection's thread with the GIL taken once per request, not via a pool hand-off."
-    ),
-    "cpu": (
-        "Daemon CPU per call includes the kernel work of one end of a loopback round trip (recv, send, "
-        "epoll, the wake-up): the raw TCP row shows a whole round trip, both ends, costs about "
-        "1e6/raw-rate us pinned, so one end alone is about half of it. The Rust daemon (table below) "
-        "sits within a few us of that floor; the 1/8 target needs the Pyro4 figure divided by 8, which "
-        "is below what one end of a loopback round trip costs on this machine plus the Python call the "
-        "pyro_rs daemon has to make. The pyro_rs daemon's extra cost over the Rust daemon is the Python "
-        "dispatch described for the ping row."
-    ),
-    "echo-dict": (
-        "Against the Rust daemon the same pyro_rs client reaches a much higher ratio (table below): "
-        "the gap is the pyro_rs daemon's per-call Python dispatch. Codec cost for this payload is a few "
-        "us per direction (see the codec table), small next to the round trip."
-    ),
-    "echo-bytes": (
-        "1 MiB bytes travel as serpent's base64 dict (Pyro4's format): 1.4 MB of base64 each way plus "
-        "the Python bytes <-> base64 text conversion on both ends, then the copies through the socket. "
-        "Both ends are memory-bound here; the pinned figure puts client and server (and the kernel's "
-        "copies) on one CPU."
-    ),
-    "echo-ints": (
-        "10k ints: serpent 1.43 parses with ast.literal_eval, which the Rust parser replaces "
-        "(see the loads row of the codec table); the remaining cost is creating 10k Python ints on each "
-        "side and the pyro_rs.serpent dumps (see its profile below)."
-    ),
-    "conn64": (
-        "With one CPU for both the 64-connection load generator and the daemon, the Rust pair is bound "
-        "by per-message syscalls (a read and a write per call on each side): 64 connections only "
-        "amortise the wake-ups. The Pyro4 side is bound by the GIL in one process. The ratio is the "
-        "syscall floor against Python's per-call cost; batching several replies per write would be the "
-        "next step (not done: Pyro4's protocol has one reply per request)."
-    ),
-    "threads64": (
-        "64 Python client threads in one Pyro4 process: the clients themselves (GIL-bound Pyro4 "
-        "proxies) are the limit for both servers, so the daemon's speed shows only partly. "
-        "The Rust-daemon row below has the same clients."
-    ),
-    "oneway": (
-        "Against the Rust daemon the same client completes oneway calls much faster (table below): the "
-        "pyro_rs daemon runs each oneway Python method through its Python dispatch; the client side "
-        "sends without waiting."
-    ),
-    "batch": (
-        "The batch is one request carrying 1000 calls; the pyro_rs daemon runs them as 1000 Python "
-        "calls through its dispatch path, one hand-off each, so the batch gains nothing over Pyro4's "
-        "in-process loop. Against the Rust daemon the same pyro_rs client batch is >10x Pyro4 (table "
-        "below). The fix belongs in the pyro_rs daemon: run a whole batch in one GIL hold."
-    ),
-    "ns": (
-        "A lookup is a full Pyro call (the name server object's lookup) plus a URI in the reply. "
-        "Pinned, the Rust pair costs about two raw round trips; Pyro4's name server is a Pyro4 "
-        "thread-pool daemon, so the ratio is about that of the ping rows. Unpinned, both pay the "
-        "cross-CPU wake-up, which compresses every ratio."
-    ),
+    "ping": note_ping,
+    "cpu": note_cpu,
+    "echo-dict": note_echo("dict", 15.0),
+    "echo-bytes": note_echo("bytes", 15.0),
+    "echo-ints": note_echo("ints", 50.0),
+    "conn64": note_conn64,
+    "threads64": note_threads64,
+    "oneway": note_oneway,
+    "batch": note_batch,
+    "ns": note_ns,
 }
 
 
@@ -234,7 +360,8 @@ How each side was pinned:
 - **unpinned**: no affinity; the scheduler spreads both ends over both CPUs. On these
   machines an idle CPU halts, so a cross-CPU wake-up adds ~100 us per round trip. This is
   what a user sees; it is reported beside the pinned figure.
-- Rust processes size their tokio runtime from the CPU affinity (one worker when pinned).
+- Rust processes size their tokio runtime from the CPU affinity (a current-thread runtime when
+  pinned); the pyro_rs daemon runs each connection on a thread of its own (its lanes).
 - Codec figures are single-process CPU loops, measured pinned to CPU 0.
 
 Each figure is the median of the runs, with [min-max] beside it. Ratios divide medians.
@@ -277,8 +404,8 @@ def write_report(b, args, elapsed):
     if interims:
         L += ["### The same clients against the Rust daemon", "",
               ("The same client against the Rust daemon (`pyro-bench server`) in place of the pyro_rs daemon: "
-               "what the Rust core does without a Python object behind it (the stand-in while the pyro_rs "
-               "Daemon was missing). These are not the target pairs."), "",
+               "what the Rust core does without a Python object behind it. These are not the target pairs; "
+               "they show how much of each figure is the Python side."), "",
               ("| pair (with the Rust daemon) | ours pinned | reference pinned | ratio | ours unpinned | "
               "reference unpinned | ratio |"), "|---|---|---|---|---|---|---|"]
         for pair, ki, kb, metric, _thr in interims:
@@ -289,12 +416,34 @@ def write_report(b, args, elapsed):
                 cells += [ta, tb, ratio_str(T.ratio(a, bb, metric))]
             L.append("| {} -> {} ({}) | {} |".format(ki[0], "Rust daemon", pair, " | ".join(cells)))
         L.append("")
+    L += extra_rows(b)
     L += codec_section(b, missed)
     L += rss_section(b)
     L += all_rows(b)
     L += notes_section(b, missed)
     with open(args.out, "w") as f:
         f.write("\n".join(L) + "\n")
+
+
+def extra_rows(b):
+    """Pairs beside the targets: the 64-thread row with pyro_rs clients."""
+    n = b.conc[-1]
+    T = Targets(b)
+    ka, kb = ("pyro_rs", "pyro_rs", "ping", n), ("pyro4", "pyro4-multiplex", "ping", n)
+    L = ["### The 64-thread row with pyro_rs clients", "",
+         (f"{n} Python client threads, each with its own proxy, in one process: pyro_rs proxies against the "
+          f"pyro_rs daemon, beside {n} Pyro4 proxies against the Pyro4 multiplex daemon."), "",
+         "| pair | ours pinned | reference pinned | ratio | ours unpinned | reference unpinned | ratio |",
+         "|---|---|---|---|---|---|---|"]
+    cells = []
+    for pinned in (True, False):
+        a, ta = T.value(ka, pinned, "speedup")
+        bb, tb = T.value(kb, pinned, "speedup")
+        cells += [ta, tb, ratio_str(T.ratio(a, bb, "speedup"))]
+    L.append("| {} pyro_rs threads -> pyro_rs daemon vs {} Pyro4 threads -> Pyro4 multiplex | {} |".format(
+        n, n, " | ".join(cells)))
+    L.append("")
+    return L
 
 
 def codec_section(b, missed):
@@ -421,7 +570,7 @@ def notes_section(b, missed):
     L = ["## Where the time goes", ""]
     for tid in missed:
         if tid in NOTES:
-            L += [f"### {tid}", "", NOTES[tid], ""]
+            L += [f"### {tid}", "", NOTES[tid](b), ""]
     prof = [(k, v) for k, v in b.profiles.items() if v and k[0] == "python" and k[1].startswith("pyro_rs")]
     codec_missed = [m for m in missed if m.startswith("codec-")]
     if prof and codec_missed:

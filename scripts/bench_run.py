@@ -194,7 +194,7 @@ class Bench:
                 m(c, s, w, 1, pinned)
         for n in conc:
             for c, s in [("rust", "rust"), ("pyro4", "pyro4-thread"), ("pyro4", "pyro4-multiplex"),
-                         ("pyro4", "pyro_rs"), ("pyro4", "rust")]:
+                         ("pyro4", "pyro_rs"), ("pyro4", "rust"), ("pyro_rs", "pyro_rs")]:
                 m(c, s, "ping", n, pinned)
         for c, s in [("pyro4", "pyro4-thread"), ("pyro4", "pyro4-multiplex"), ("pyro_rs", "pyro_rs"),
                      ("pyro_rs", "rust"), ("rust", "rust")]:
