@@ -11,12 +11,14 @@
 use pyo3::create_exception;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt, PyList,
     PyMemoryView, PySet, PyString, PyTuple,
 };
 use pyro_codec::serpent::{self, Builder, EncodeOptions};
 use pyro_codec::{DecodeLimits, Value};
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::vec::Drain;
 
@@ -511,35 +513,105 @@ pub(crate) fn serpent_float(v: f64) -> PyResult<String> {
     Ok(String::from_utf8_lossy(&bytes[serpent::HEADER.len()..]).into_owned())
 }
 
-/// The whole of `serpent.dumps(obj)` (compact mode) in Rust for a tree made only of exact
-/// builtin types: str, int, bool, None, float, complex, bytes, tuple, list, dict, set and
-/// frozenset, with dict keys and set elements of serpent's primitive hashable types.
+/// `Python.getrecursionlimit`, looked up once.
+static GET_RECURSION_LIMIT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+/// `pyro_rs.serpent._dumps_full`, looked up once (on the first call that needs it).
+static DUMPS_FULL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// serpent's `Serializer.maximum_level`: `min(sys.getrecursionlimit() // 5, 1000)`.
+fn maximum_level(py: Python<'_>) -> PyResult<usize> {
+    let limit: usize = GET_RECURSION_LIMIT
+        .import(py, "sys", "getrecursionlimit")?
+        .call0()?
+        .extract()?;
+    Ok((limit / 5).min(1000))
+}
+
+/// serpent 1.43's `dumps(obj, indent=False, module_in_classname=False, bytes_repr=False)`:
+/// `pyro_rs.serpent.dumps` is this function, so a call reaches Rust with no Python frame.
 ///
-/// serpent dispatches these exact types before it looks at registered classes, so the
-/// output is the one the full `Serializer` writes. Anything else (another type, a subclass,
-/// an int too long for `repr`, nesting past `max_level`, which is also where a cycle ends
-/// up) makes this return None and the caller runs the full `Serializer`, which then gives
-/// serpent's own result or error. The fast path exists because building a `Serializer`,
-/// copying the class registry and calling back per container costs more than writing a
-/// small message.
+/// In compact mode a tree made only of exact builtin types (str, int, bool, None, float,
+/// complex, bytes, tuple, list, dict, set and frozenset, with dict keys and set elements
+/// of serpent's primitive hashable types) is written here in one pass. serpent dispatches
+/// these exact types before it looks at registered classes, so the output is the one the
+/// full `Serializer` writes. Anything else (indent mode, another type, a subclass, an int
+/// too long for an i64, nesting past `maximum_level`, which is also where a cycle ends up)
+/// goes to `pyro_rs.serpent._dumps_full`, the full `Serializer`, which then gives serpent's
+/// own result or error. The fast path exists because building a `Serializer`, copying the
+/// class registry and calling back per container costs more than writing a small message.
 #[pyfunction]
+#[pyo3(
+    signature = (obj, indent=None, module_in_classname=None, bytes_repr=None),
+    text_signature = "(obj, indent=False, module_in_classname=False, bytes_repr=False)"
+)]
 pub(crate) fn serpent_dumps_builtin<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
-    bytes_repr: bool,
-    max_level: usize,
-) -> PyResult<Option<Bound<'py, PyBytes>>> {
-    let mut w = FastWriter {
-        buf: Vec::with_capacity(256),
-        bytes_repr,
-        max_level,
-    };
-    w.buf.extend_from_slice(serpent::HEADER);
-    if w.value(obj, 0)? {
-        Ok(Some(PyBytes::new(py, &w.buf)))
-    } else {
-        Ok(None)
+    indent: Option<&Bound<'py, PyAny>>,
+    module_in_classname: Option<&Bound<'py, PyAny>>,
+    bytes_repr: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let truthy = |v: Option<&Bound<'py, PyAny>>| v.map_or(Ok(false), |v| v.is_truthy());
+    if !truthy(indent)? {
+        let mut w = FastWriter {
+            buf: take_out_buf(),
+            bytes_repr: truthy(bytes_repr)?,
+            max_level: maximum_level(py)?,
+        };
+        w.buf.extend_from_slice(serpent::HEADER);
+        let done = w.value(obj, 0);
+        let out = match done {
+            Ok(true) => Some(PyBytes::new(py, &w.buf)),
+            _ => None,
+        };
+        keep_out_buf(w.buf);
+        if let Some(out) = out {
+            return Ok(out.into_any());
+        }
+        done?;
     }
+    let full = DUMPS_FULL.import(py, "pyro_rs.serpent", "_dumps_full")?;
+    let arg = |v: Option<&Bound<'py, PyAny>>| match v {
+        Some(v) => v.clone(),
+        None => PyBool::new(py, false).to_owned().into_any(),
+    };
+    full.call1((obj, arg(indent), arg(module_in_classname), arg(bytes_repr)))
+}
+
+/// The largest output buffer a thread keeps for its next `dumps`.
+const KEEP_OUT_BUF: usize = 4 << 20;
+
+thread_local! {
+    /// The output buffer kept between `dumps` calls on this thread: a fresh buffer for a
+    /// large message costs page faults that take longer than writing it.
+    static OUT_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// This thread's kept output buffer (a new one if none is kept or it is in use).
+fn take_out_buf() -> Vec<u8> {
+    let kept = OUT_BUF
+        .try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)))
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
+    if kept.capacity() == 0 {
+        Vec::with_capacity(256)
+    } else {
+        kept
+    }
+}
+
+/// Keep the output buffer for the next call, unless it has grown past [`KEEP_OUT_BUF`].
+fn keep_out_buf(mut buf: Vec<u8>) {
+    if buf.capacity() > KEEP_OUT_BUF {
+        return;
+    }
+    buf.clear();
+    let _ = OUT_BUF.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            *c = buf;
+        }
+    });
 }
 
 /// The writer of [`serpent_dumps_builtin`]: `Ok(false)` means "not a builtin-only tree".
@@ -670,22 +742,17 @@ impl FastWriter {
         Ok(true)
     }
 
-    /// ASCII text is written here (the common case, and the same bytes as Python's repr);
-    /// other text takes Python's own `repr`, as the full walker does, so "printable" follows
-    /// the running interpreter's Unicode tables.
+    /// ASCII text is written here from its UTF-8 (borrowed from the str object, no copy)
+    /// with the codec's `repr` rules, the same bytes as Python's `repr`. Other text takes
+    /// Python's own `repr`, as the full walker does, so "printable" follows the running
+    /// interpreter's Unicode tables (and lone surrogates, which have no UTF-8, are escaped).
     fn string(&mut self, s: &Bound<'_, PyString>) -> PyResult<bool> {
-        // `encode_utf8` rather than `to_cow`: under the abi3-py39 API `to_cow` encodes to a
-        // bytes object and then copies that into a new String; this reads the bytes object.
-        let utf8 = s.encode_utf8();
-        let ascii = match &utf8 {
-            Ok(b) if b.as_bytes().is_ascii() => std::str::from_utf8(b.as_bytes()).ok(),
-            _ => None,
-        };
-        match ascii {
-            Some(t) => serpent::text::str_repr(&mut self.buf, t),
-            None => {
+        // A str is ASCII exactly when its UTF-8 has one byte per code point (both O(1)).
+        match s.to_str() {
+            Ok(t) if s.len()? == t.len() => serpent::text::str_repr(&mut self.buf, t),
+            _ => {
                 let r = s.repr()?;
-                self.buf.extend_from_slice(r.to_cow()?.as_bytes());
+                self.buf.extend_from_slice(r.to_str()?.as_bytes());
             }
         }
         Ok(true)

@@ -30,14 +30,16 @@ __all__ = ["dump", "dumps", "load", "loads", "register_class", "tobytes", "unreg
 _HEADER = "# serpent utf-8 python3.2\n"
 
 
-def dumps(obj, indent=False, module_in_classname=False, bytes_repr=False):
-    """Serialize an object tree to bytes."""
-    if not indent:
-        # Trees of exact builtin types are written by Rust in one call (the same bytes the
-        # Serializer writes); anything else returns None and takes the full Serializer.
-        data = _native.serpent_dumps_builtin(obj, bytes_repr, min(sys.getrecursionlimit() // 5, 1000))
-        if data is not None:
-            return data
+# ``dumps(obj, indent=False, module_in_classname=False, bytes_repr=False)``: serialize an
+# object tree to bytes. It is the native function itself, so a call has no Python frame on
+# the way to the Rust writer: a compact-mode tree of exact builtin types is written in one
+# Rust call (the same bytes the Serializer writes); anything else is handed to
+# ``_dumps_full``.
+dumps = _native.serpent_dumps_builtin
+
+
+def _dumps_full(obj, indent, module_in_classname, bytes_repr):
+    # The full Serializer: serpent's dispatch order, indent mode, and serpent's errors.
     return Serializer(indent, module_in_classname, bytes_repr).serialize(obj)
 
 

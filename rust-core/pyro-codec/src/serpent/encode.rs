@@ -433,34 +433,55 @@ pub(crate) mod swar {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-    /// Non-zero when some byte of `w` is zero (exact as to whether one exists).
+    /// Non-zero when some byte of `w` may need escaping in a `repr(str)` quoted with
+    /// `quote`: a control byte, DEL, a non-ASCII byte, a backslash or `quote`. Zero is exact
+    /// (no such byte), and so is the lowest flag (see [`first`]); flags above it may be false
+    /// alarms.
     #[inline]
-    pub(crate) fn has_zero(w: u64) -> u64 {
-        w.wrapping_sub(ONES) & !w & HIGHS
+    pub(crate) fn repr_stop(w: u64, quote: u8) -> u64 {
+        let q = w ^ (ONES * u64::from(quote));
+        let bs = w ^ (ONES * u64::from(b'\\'));
+        // `w + ONES` sets a byte's high bit for 0x7f; no carry crosses bytes unless some
+        // byte is >= 0x80, and `w` itself flags that case.
+        ((w.wrapping_sub(ONES * 0x20) & !w)
+            | w
+            | w.wrapping_add(ONES)
+            | (q.wrapping_sub(ONES) & !q)
+            | (bs.wrapping_sub(ONES) & !bs))
+            & HIGHS
     }
 
-    /// Non-zero when some byte of `w` equals `c`.
+    /// Non-zero when some byte of `w` may end a plain run inside a string literal quoted
+    /// with `quote`: `quote`, a backslash, a byte below 0x0e (`\n`, `\r` among them) and,
+    /// in a bytes literal, a non-ASCII byte. Zero is exact, and so is the lowest flag.
     #[inline]
-    pub(crate) fn has_byte(w: u64, c: u8) -> u64 {
-        has_zero(w ^ (ONES * u64::from(c)))
+    pub(crate) fn literal_stop(w: u64, quote: u8, is_bytes: bool) -> u64 {
+        let q = w ^ (ONES * u64::from(quote));
+        let bs = w ^ (ONES * u64::from(b'\\'));
+        let mut m = (q.wrapping_sub(ONES) & !q)
+            | (bs.wrapping_sub(ONES) & !bs)
+            | (w.wrapping_sub(ONES * 0x0e) & !w);
+        if is_bytes {
+            m |= w;
+        }
+        m & HIGHS
     }
 
-    /// Non-zero when some byte of `w` is below `n` (n <= 128) or has the high bit set.
+    /// Index of the byte of the lowest flag in a non-zero stop mask: the first stop byte
+    /// (the masks' false alarms only ever sit above a real hit).
     #[inline]
-    pub(crate) fn has_less_or_high(w: u64, n: u8) -> u64 {
-        (w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS) | (w & HIGHS)
+    pub(crate) fn first(mask: u64) -> usize {
+        (mask.trailing_zeros() / 8) as usize
     }
 
-    /// True when all eight bytes are printable ASCII other than `\\`, `'` and `"`: the
-    /// bytes `repr(str)` copies unchanged.
+    /// Two words of a 16-byte block, little-endian.
     #[inline]
-    pub(crate) fn plain_word(w: u64) -> bool {
-        (has_less_or_high(w, 0x20)
-            | has_byte(w, 0x7f)
-            | has_byte(w, b'\\')
-            | has_byte(w, b'\'')
-            | has_byte(w, b'"'))
-            == 0
+    pub(crate) fn words(block: &[u8; 16]) -> (u64, u64) {
+        let mut lo = [0u8; 8];
+        let mut hi = [0u8; 8];
+        lo.copy_from_slice(&block[..8]);
+        hi.copy_from_slice(&block[8..]);
+        (u64::from_le_bytes(lo), u64::from_le_bytes(hi))
     }
 }
 
@@ -514,23 +535,18 @@ fn pick_quote(b: &[u8]) -> u8 {
     }
 }
 
-/// True when all 16 bytes are ones `repr(str)` copies unchanged (printable ASCII other
-/// than `\\`, `'` and `"`); written so the compiler makes it a few vector compares.
-#[inline(never)]
-fn plain_block(block: &[u8; 16]) -> bool {
-    let mut bad = 0u8;
-    for &c in block {
-        bad |= u8::from(c.wrapping_sub(0x20) >= 0x5f)
-            | u8::from(c == b'\\')
-            | u8::from(c == b'\'')
-            | u8::from(c == b'"');
-    }
-    bad == 0
-}
-
 /// Python's `repr(str)` (CPython `unicode_repr`).
 pub(crate) fn write_str_repr(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
+    // Short plain text (dict keys, names) in one byte loop: no quote choice to make and
+    // nothing to escape, so it is copied between single quotes.
+    if b.len() <= 32 && b.iter().all(|&c| c < 0x80 && PLAIN_ASCII[c as usize]) {
+        out.reserve(b.len() + 2);
+        out.push(b'\'');
+        out.extend_from_slice(b);
+        out.push(b'\'');
+        return;
+    }
     let quote = pick_quote(b);
     // Room for a few escapes too, so a long text with some newlines is not copied twice.
     out.reserve(b.len() + b.len() / 16 + 2);
@@ -538,18 +554,27 @@ pub(crate) fn write_str_repr(out: &mut Vec<u8>, s: &str) {
     let mut run = 0; // start of the pending raw run
     let mut i = 0;
     while i < b.len() {
-        // Sixteen, then eight plain ASCII bytes at a time: long texts are mostly plain runs.
+        // Plain bytes sixteen, then eight at a time (long texts are mostly plain runs); a
+        // word with a stop byte says where the first one is, and the byte code takes it.
         if let Some(block) = b.get(i..i + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) {
-            if plain_block(block) {
+            let (lo, hi) = swar::words(block);
+            let (stop_lo, stop_hi) = (swar::repr_stop(lo, quote), swar::repr_stop(hi, quote));
+            if stop_lo | stop_hi == 0 {
                 i += 16;
                 continue;
             }
-        }
-        if let Some(w) = b.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
-            if swar::plain_word(u64::from_le_bytes(w)) {
+            i += if stop_lo != 0 {
+                swar::first(stop_lo)
+            } else {
+                8 + swar::first(stop_hi)
+            };
+        } else if let Some(w) = b.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+            let stop = swar::repr_stop(u64::from_le_bytes(w), quote);
+            if stop == 0 {
                 i += 8;
                 continue;
             }
+            i += swar::first(stop);
         }
         let c = b[i];
         if c < 0x80 {
@@ -938,42 +963,41 @@ mod tests {
         }
     }
 
-    /// Every byte value at every position of a word of plain filler: the word tests agree
-    /// with the byte-wise definitions.
+    /// The word stop tests and the quote choice agree with the byte-wise definitions for
+    /// every byte value at every position (zero must be exact).
     #[test]
-    fn swar_word_tests_match_bytewise() {
+    fn block_tests_match_bytewise() {
         for pos in 0..8 {
             for c in 0..=255u8 {
                 let mut w = *b"abcdefgh";
                 w[pos] = c;
                 let word = u64::from_le_bytes(w);
-                let plain = w.iter().all(|&x| x < 0x80 && PLAIN_ASCII[x as usize]);
-                assert_eq!(swar::plain_word(word), plain, "byte {c:#x} at {pos}");
-                for n in [0x0e, 0x20] {
-                    let less = w.iter().any(|&x| x < n || x >= 0x80);
-                    assert_eq!(
-                        swar::has_less_or_high(word, n) != 0,
-                        less,
-                        "{c:#x} < {n:#x}"
-                    );
+                for quote in [b'\'', b'"'] {
+                    let stop = w
+                        .iter()
+                        .any(|&x| !(0x20..0x7f).contains(&x) || x == b'\\' || x == quote);
+                    let first = w
+                        .iter()
+                        .position(|&x| !(0x20..0x7f).contains(&x) || x == b'\\' || x == quote);
+                    let got = swar::repr_stop(word, quote);
+                    assert_eq!(got != 0, stop, "{c:#x} at {pos}");
+                    if let Some(first) = first {
+                        assert_eq!(swar::first(got), first, "{c:#x} at {pos}");
+                    }
+                    for is_bytes in [false, true] {
+                        let stop = w.iter().any(|&x| {
+                            x == quote || x == b'\\' || x < 0x0e || (is_bytes && x >= 0x80)
+                        });
+                        let got = swar::literal_stop(word, quote, is_bytes);
+                        assert_eq!(got != 0, stop, "{c:#x} at {pos} bytes={is_bytes}");
+                        let first = w.iter().position(|&x| {
+                            x == quote || x == b'\\' || x < 0x0e || (is_bytes && x >= 0x80)
+                        });
+                        if let Some(first) = first {
+                            assert_eq!(swar::first(got), first, "{c:#x} at {pos}");
+                        }
+                    }
                 }
-                for q in [b'\'', b'"', b'\\', b'\n'] {
-                    assert_eq!(swar::has_byte(word, q) != 0, w.contains(&q));
-                }
-            }
-        }
-    }
-
-    /// The 16-byte block test and the one-pass quote choice agree with the byte-wise
-    /// definitions for every byte value at every position.
-    #[test]
-    fn block_tests_match_bytewise() {
-        for pos in 0..16 {
-            for c in 0..=255u8 {
-                let mut block = *b"abcdefghijklmnop";
-                block[pos] = c;
-                let plain = block.iter().all(|&x| x < 0x80 && PLAIN_ASCII[x as usize]);
-                assert_eq!(plain_block(&block), plain, "byte {c:#x} at {pos}");
             }
         }
         for len in [0, 1, 31, 32, 33, 64, 70] {

@@ -14,6 +14,7 @@ use crate::value::dedup_set;
 use crate::{DecodeLimits, Dict, Error, Result, Value};
 use num_bigint::BigInt;
 use num_traits::ToPrimitive;
+use std::cell::RefCell;
 use std::vec::Drain;
 
 const CODEC: &str = "serpent";
@@ -136,6 +137,7 @@ pub fn parse_with<B: Builder>(
             offset,
         });
     }
+    let (scratch, scratch_bytes) = take_scratch();
     let mut p = Parser {
         src,
         b: bytes,
@@ -144,10 +146,52 @@ pub fn parse_with<B: Builder>(
         limits: *limits,
         builder,
         stack: Vec::new(),
-        scratch: String::new(),
-        scratch_bytes: Vec::new(),
+        scratch,
+        scratch_bytes,
     };
-    p.document()
+    let out = p.document();
+    keep_scratch(p.scratch, p.scratch_bytes);
+    out
+}
+
+/// The largest decode buffer a thread keeps for its next parse. Every thread that parses
+/// (a daemon has one per connection) may keep two of these, so it stays small: 1 MiB
+/// covers a megabyte literal, and a larger one costs page faults small next to its work.
+const KEEP_SCRATCH: usize = 1 << 20;
+
+thread_local! {
+    /// Decode buffers (str, bytes) kept between parses on this thread: a long literal with
+    /// escapes needs a buffer as large as itself, and a fresh one per parse costs page
+    /// faults that take longer than the decoding.
+    static SCRATCH: RefCell<(String, Vec<u8>)> = const { RefCell::new((String::new(), Vec::new())) };
+}
+
+/// This thread's kept decode buffers (empty ones if none are kept, or a parse on this
+/// thread already holds them).
+fn take_scratch() -> (String, Vec<u8>) {
+    SCRATCH
+        .try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)))
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default()
+}
+
+/// Keep the decode buffers for the next parse, unless they have grown past
+/// [`KEEP_SCRATCH`].
+fn keep_scratch(mut scratch: String, mut scratch_bytes: Vec<u8>) {
+    if scratch.capacity() > KEEP_SCRATCH {
+        scratch = String::new();
+    }
+    if scratch_bytes.capacity() > KEEP_SCRATCH {
+        scratch_bytes = Vec::new();
+    }
+    scratch.clear();
+    scratch_bytes.clear();
+    let _ = SCRATCH.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            *c = (scratch, scratch_bytes);
+        }
+    });
 }
 
 /// Offset of the first NUL byte. The common answer (none) comes from a pass in 32-byte
@@ -167,29 +211,6 @@ fn nul_offset(bytes: &[u8]) -> Option<usize> {
     } else {
         None
     }
-}
-
-/// True when none of the 16 bytes can end a plain run inside a literal: no `quote`, no
-/// backslash, no `\n`/`\r`, and (bytes literals) nothing below 0x0e or above 0x7f.
-#[inline(never)]
-fn plain_block(block: &[u8; 16], quote: u8, is_bytes: bool) -> bool {
-    let mut stop = 0u8;
-    if is_bytes {
-        for &c in block {
-            stop |= u8::from(c == quote)
-                | u8::from(c == b'\\')
-                | u8::from(c < 0x0e)
-                | u8::from(c >= 0x80);
-        }
-    } else {
-        for &c in block {
-            stop |= u8::from(c == quote)
-                | u8::from(c == b'\\')
-                | u8::from(c == b'\n')
-                | u8::from(c == b'\r');
-        }
-    }
-    stop == 0
 }
 
 /// A number not yet handed to the builder (it may still become part of `a ± bj`).
@@ -755,9 +776,9 @@ impl<B: Builder> Parser<'_, '_, B> {
         }
         self.scratch.clear();
         self.scratch_bytes.clear();
-        // The decoded text is no longer than the rest of the input: one allocation for the
-        // whole parse instead of a doubling series (and copies) for a long literal.
-        let rest = self.b.len() - self.pos;
+        // The decoded text is no longer than the rest of the input: one allocation (kept for
+        // the next parse) instead of a doubling series and its copies for a long literal.
+        let rest = (self.b.len() - self.pos).min(KEEP_SCRATCH);
         if is_bytes {
             self.scratch_bytes.reserve(rest);
         } else {
@@ -815,38 +836,44 @@ impl<B: Builder> Parser<'_, '_, B> {
 
     /// Index of the first byte from `i` that ends a plain run inside a literal.
     fn scan_plain(&self, mut i: usize, quote: u8, is_bytes: bool) -> usize {
-        use super::encode::swar::{has_byte, has_less_or_high};
+        use super::encode::swar::{first, literal_stop, words};
         let b = self.b;
-        // Sixteen bytes at a time, then eight, while none of them can end the run.
-        while let Some(block) = b.get(i..i + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) {
-            if !plain_block(block, quote, is_bytes) {
+        loop {
+            // Sixteen bytes at a time while none of them can end the run; a word with a
+            // possible stop says where the first one is.
+            while let Some(block) = b.get(i..i + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) {
+                let (lo, hi) = words(block);
+                let (stop_lo, stop_hi) = (
+                    literal_stop(lo, quote, is_bytes),
+                    literal_stop(hi, quote, is_bytes),
+                );
+                if stop_lo | stop_hi == 0 {
+                    i += 16;
+                    continue;
+                }
+                i += if stop_lo != 0 {
+                    first(stop_lo)
+                } else {
+                    8 + first(stop_hi)
+                };
                 break;
             }
-            i += 16;
-        }
-        while let Some(w) = b.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
-            let w = u64::from_le_bytes(w);
-            let ends = has_byte(w, quote) | has_byte(w, b'\\');
-            let stop = if is_bytes {
-                // Coarse: any byte below 0x0e (\n, \r among them) or non-ASCII; the byte
-                // loop below decides exactly.
-                ends | has_less_or_high(w, 0x0e)
-            } else {
-                ends | has_byte(w, b'\n') | has_byte(w, b'\r')
-            };
-            if stop != 0 {
-                break;
+            // This byte decides (the word test also stops on other control bytes, and the
+            // last few bytes of the input come here one by one).
+            match b.get(i) {
+                None => return i,
+                Some(&c)
+                    if c == quote
+                        || c == b'\\'
+                        || c == b'\n'
+                        || c == b'\r'
+                        || (is_bytes && c >= 0x80) =>
+                {
+                    return i
+                }
+                Some(_) => i += 1,
             }
-            i += 8;
         }
-        while i < b.len() {
-            let c = b[i];
-            if c == quote || c == b'\\' || c == b'\n' || c == b'\r' || (is_bytes && c >= 0x80) {
-                break;
-            }
-            i += 1;
-        }
-        i
     }
 
     fn push_run(&mut self, is_bytes: bool, from: usize, to: usize) {
@@ -1177,27 +1204,15 @@ fn big_to_num(b: BigInt) -> Num {
 mod tests {
     use super::*;
 
-    /// The block scans agree with their byte-wise definitions at every position.
+    /// The NUL scan finds the first NUL at every position.
     #[test]
-    fn block_scans_match_bytewise() {
+    fn nul_scan_matches_bytewise() {
         for len in [0usize, 1, 31, 32, 33, 100] {
             assert_eq!(nul_offset(&vec![b'a'; len]), None);
             for at in 0..len {
                 let mut v = vec![b'a'; len];
                 v[at] = 0;
                 assert_eq!(nul_offset(&v), Some(at));
-            }
-        }
-        for pos in 0..16 {
-            for c in 0..=255u8 {
-                let mut block = *b"abcdefghijklmnop";
-                block[pos] = c;
-                for quote in [b'\'', b'"'] {
-                    let str_stop = c == quote || c == b'\\' || c == b'\n' || c == b'\r';
-                    assert_eq!(plain_block(&block, quote, false), !str_stop);
-                    let bytes_stop = c == quote || c == b'\\' || c < 0x0e || c >= 0x80;
-                    assert_eq!(plain_block(&block, quote, true), !bytes_stop);
-                }
             }
         }
     }
