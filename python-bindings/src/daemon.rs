@@ -301,6 +301,24 @@ impl Core {
         }
     }
 
+    /// A method's result as a value, converted with the serializer's hooks; a result
+    /// that cannot be serialized becomes the fault Pyro4 sends.
+    fn result_value(
+        &self,
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        ser: Option<&Serializer>,
+    ) -> Result<PyOutcome, Fault> {
+        let hook = ser.map(|s| s.replace.bind(py).clone());
+        let conv = ToValue {
+            hook: hook.as_ref(),
+            subclass_as_base: ser.is_some_and(|s| s.subclass_as_base),
+        };
+        conv.convert(value, 0)
+            .map(PyOutcome::Value)
+            .map_err(|e| self.fault_from_err(py, e, ser))
+    }
+
     /// Run one piece of Python work (on a pool thread, GIL held).
     #[allow(clippy::too_many_arguments)]
     fn run(
@@ -362,16 +380,7 @@ impl Core {
             }
         }
         match status {
-            ST_VALUE => {
-                let hook = ser.map(|s| s.replace.bind(py).clone());
-                let conv = ToValue {
-                    hook: hook.as_ref(),
-                    subclass_as_base: ser.is_some_and(|s| s.subclass_as_base),
-                };
-                conv.convert(&value, 0)
-                    .map(PyOutcome::Value)
-                    .map_err(|e| self.fault_from_err(py, e, ser))
-            }
+            ST_VALUE => self.result_value(py, &value, ser),
             ST_ITER => Ok(PyOutcome::Iter(Arc::new(value.unbind()))),
             ST_EXC => Err(self.fault_from_parts(py, &value, ser)),
             other => Err(Fault::pyro(
@@ -575,14 +584,7 @@ impl PyDispatch {
             }
             return Ok(PyOutcome::Iter(Arc::new(value.unbind())));
         }
-        let hook = ser.map(|s| s.replace.bind(py).clone());
-        let conv = ToValue {
-            hook: hook.as_ref(),
-            subclass_as_base: ser.is_some_and(|s| s.subclass_as_base),
-        };
-        conv.convert(&value, 0)
-            .map(PyOutcome::Value)
-            .map_err(|e| core.fault_from_err(py, e, ser))
+        core.result_value(py, &value, ser)
     }
 
     /// The call as Python work: direct for an exposed method of an instance, else

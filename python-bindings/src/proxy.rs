@@ -48,6 +48,18 @@ fn to_values(conv: &ToValue<'_, '_>, args: &Bound<'_, PyAny>) -> PyResult<Vec<Va
     Ok(out)
 }
 
+/// Annotations as Python sees them: `{4-char str: bytes}`.
+fn annotations_dict(py: Python<'_>, pairs: Vec<([u8; 4], Vec<u8>)>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in pairs {
+        d.set_item(
+            PyString::new(py, &String::from_utf8_lossy(&k)),
+            PyBytes::new(py, &v),
+        )?;
+    }
+    Ok(d)
+}
+
 #[pymethods]
 impl NativeProxy {
     /// A proxy for `uri` with these Pyro4 config items (name, text value).
@@ -204,14 +216,7 @@ impl NativeProxy {
                 .map(|(k, v)| (*k, v.to_vec()))
                 .collect()
         });
-        let d = PyDict::new(py);
-        for (k, v) in pairs {
-            d.set_item(
-                PyString::new(py, &String::from_utf8_lossy(&k)),
-                PyBytes::new(py, &v),
-            )?;
-        }
-        Ok(d)
+        annotations_dict(py, pairs)
     }
 
     /// One invocation (Pyro4's `_pyroInvoke`): returns `(False, value, seq, annotations)`
@@ -259,14 +264,7 @@ impl NativeProxy {
         let ann = if ann.is_empty() {
             None
         } else {
-            let d = PyDict::new(py);
-            for (k, v) in ann {
-                d.set_item(
-                    PyString::new(py, &String::from_utf8_lossy(&k)),
-                    PyBytes::new(py, &v),
-                )?;
-            }
-            Some(d)
+            Some(annotations_dict(py, ann)?)
         };
         match reply {
             Ok(Reply::Value(v)) => Ok((false, convert::to_py(py, &v, Some(from_hook))?, seq, ann)),
