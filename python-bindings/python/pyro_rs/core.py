@@ -435,7 +435,12 @@ class Proxy:
         return serializer
 
     def __configure(self, conn, serializer):
-        conn.configure(self.__pyroTimeout or None, self.__pyroHmacKey, serializer.name, config.METADATA)
+        # The settings can change between calls; the native proxy hears of changes only.
+        settings = (conn, self.__pyroTimeout or None, self.__pyroHmacKey, serializer.name, config.METADATA)
+        state = self.__dict__
+        if settings != state.get("_Proxy__configured"):
+            conn.configure(*settings[1:])
+            state["_Proxy__configured"] = settings
 
     def _pyroInvoke(self, methodname, vargs, kwargs, flags=0, objectId=None):
         """One remote call (Pyro4's ``_pyroInvoke``)."""
@@ -446,11 +451,7 @@ class Proxy:
                 self.__pyroCreateConnection()
                 conn = self._pyroConnection
             serializer = self.__serializer()
-            # The settings can change between calls; the native proxy hears of changes only.
-            settings = (conn, self.__pyroTimeout or None, self.__pyroHmacKey, serializer.name, config.METADATA)
-            if settings != state.get("_Proxy__configured"):
-                conn.configure(*settings[1:])
-                state["_Proxy__configured"] = settings
+            self.__configure(conn, serializer)
             annotations = self.__annotations()
             # Empty annotations need telling once, not on every call.
             if annotations or state.get("_Proxy__annotated", True):
