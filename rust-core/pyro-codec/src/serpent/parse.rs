@@ -124,12 +124,20 @@ pub fn parse_with<B: Builder>(
     limits: &DecodeLimits,
     builder: &mut B,
 ) -> Result<B::Out> {
-    let src = std::str::from_utf8(bytes).map_err(|e| Error::Syntax {
-        codec: CODEC,
-        message: "invalid utf-8".into(),
-        offset: e.valid_up_to(),
-    })?;
-    if let Some(offset) = nul_offset(bytes) {
+    // The SIMD validator answers valid/invalid; only invalid input asks the standard one
+    // where it went wrong.
+    let src = match simdutf8::basic::from_utf8(bytes) {
+        Ok(src) => src,
+        Err(_) => {
+            let offset = std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| 0);
+            return Err(Error::Syntax {
+                codec: CODEC,
+                message: "invalid utf-8".into(),
+                offset,
+            });
+        }
+    };
+    if let Some(offset) = memchr::memchr(0, bytes) {
         // serpent.loads: "The serpent data contains 0-bytes so it cannot be parsed ..."
         return Err(Error::Syntax {
             codec: CODEC,
@@ -148,6 +156,7 @@ pub fn parse_with<B: Builder>(
         stack: Vec::new(),
         scratch,
         scratch_bytes,
+        no_cr: memchr::memchr(b'\r', bytes).is_none(),
     };
     let out = p.document();
     keep_scratch(p.scratch, p.scratch_bytes);
@@ -194,25 +203,6 @@ fn keep_scratch(mut scratch: String, mut scratch_bytes: Vec<u8>) {
     });
 }
 
-/// Offset of the first NUL byte. The common answer (none) comes from a pass in 32-byte
-/// blocks the compiler vectorizes; only a hit looks for the exact offset.
-fn nul_offset(bytes: &[u8]) -> Option<usize> {
-    let mut blocks = bytes.chunks_exact(32);
-    let mut any = blocks.remainder().contains(&0);
-    for block in &mut blocks {
-        let mut min = u8::MAX;
-        for &c in block {
-            min = min.min(c);
-        }
-        any |= min == 0;
-    }
-    if any {
-        bytes.iter().position(|&b| b == 0)
-    } else {
-        None
-    }
-}
-
 /// A number not yet handed to the builder (it may still become part of `a ± bj`).
 enum Num {
     Int(i64),
@@ -237,6 +227,36 @@ enum Expr<O> {
     Num(Num, Form),
 }
 
+/// Finds the first of three bytes (SIMD through memchr). On x86-64 the AVX2 searcher is
+/// made once per literal, so each search skips memchr's per-call dispatch (literals with
+/// many escapes search many short runs).
+#[derive(Clone, Copy)]
+struct Stops {
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<memchr::arch::x86_64::avx2::memchr::Three>,
+    bytes: (u8, u8, u8),
+}
+
+impl Stops {
+    fn new(a: u8, b: u8, c: u8) -> Self {
+        Stops {
+            #[cfg(target_arch = "x86_64")]
+            avx2: memchr::arch::x86_64::avx2::memchr::Three::new(a, b, c),
+            bytes: (a, b, c),
+        }
+    }
+
+    #[inline]
+    fn find(&self, haystack: &[u8]) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = &self.avx2 {
+            return t.find(haystack);
+        }
+        let (a, b, c) = self.bytes;
+        memchr::memchr3(a, b, c, haystack)
+    }
+}
+
 struct Parser<'s, 'b, B: Builder> {
     src: &'s str,
     b: &'s [u8],
@@ -249,6 +269,9 @@ struct Parser<'s, 'b, B: Builder> {
     stack: Vec<B::Out>,
     scratch: String,
     scratch_bytes: Vec<u8>,
+    /// The input holds no `\r`: a plain run inside a str literal then ends exactly at the
+    /// quote, a backslash or `\n`, which `memchr3` finds (SIMD).
+    no_cr: bool,
 }
 
 fn is_ident_byte(c: u8) -> bool {
@@ -773,6 +796,17 @@ impl<B: Builder> Parser<'_, '_, B> {
                 self.more_strings(is_bytes)?;
                 return self.emit_scratch(is_bytes);
             }
+            if self.no_cr && !is_bytes {
+                // A str literal with escapes: decoded from the stop the scan just found.
+                self.scratch.clear();
+                self.scratch_bytes.clear();
+                self.scratch
+                    .reserve((self.b.len() - start).min(KEEP_SCRATCH));
+                self.str_body_escaped(first_pos, quote, start, end)?;
+                self.ws()?;
+                self.more_strings(is_bytes)?;
+                return self.emit_scratch(is_bytes);
+            }
         }
         self.scratch.clear();
         self.scratch_bytes.clear();
@@ -788,6 +822,49 @@ impl<B: Builder> Parser<'_, '_, B> {
         self.ws()?;
         self.more_strings(is_bytes)?;
         self.emit_scratch(is_bytes)
+    }
+
+    /// The rest of a one-line, non-raw str literal (input without `\r`) whose plain run
+    /// `run..stop` is known, decoded into scratch up to and past the closing quote. Each
+    /// further run is one `memchr3`; the usual one-character escapes are decoded inline.
+    fn str_body_escaped(
+        &mut self,
+        tok: usize,
+        quote: u8,
+        mut run: usize,
+        mut stop: usize,
+    ) -> Result<()> {
+        let b = self.b;
+        let stops = Stops::new(quote, b'\\', b'\n');
+        loop {
+            self.scratch.push_str(&self.src[run..stop]);
+            match b.get(stop) {
+                Some(&c) if c == quote => {
+                    self.pos = stop + 1;
+                    return Ok(());
+                }
+                Some(b'\\') => {
+                    let simple = match b.get(stop + 1) {
+                        Some(b'n') => Some('\n'),
+                        Some(b't') => Some('\t'),
+                        Some(b'r') => Some('\r'),
+                        Some(&c @ (b'\\' | b'\'' | b'"')) => Some(char::from(c)),
+                        _ => None,
+                    };
+                    if let Some(ch) = simple {
+                        self.scratch.push(ch);
+                        run = stop + 2;
+                    } else {
+                        self.pos = stop;
+                        self.escape(tok, false)?;
+                        run = self.pos;
+                    }
+                }
+                // A raw newline or the end of input: the literal is not closed.
+                _ => return self.err("unterminated string literal", tok),
+            }
+            stop = stops.find(&b[run..]).map_or(b.len(), |n| run + n);
+        }
     }
 
     fn emit_scratch(&mut self, is_bytes: bool) -> Result<Expr<B::Out>> {
@@ -838,6 +915,9 @@ impl<B: Builder> Parser<'_, '_, B> {
     fn scan_plain(&self, mut i: usize, quote: u8, is_bytes: bool) -> usize {
         use super::encode::swar::{first, literal_stop, words};
         let b = self.b;
+        if self.no_cr && !is_bytes {
+            return memchr::memchr3(quote, b'\\', b'\n', &b[i..]).map_or(b.len(), |n| i + n);
+        }
         loop {
             // Sixteen bytes at a time while none of them can end the run; a word with a
             // possible stop says where the first one is.
@@ -1204,15 +1284,43 @@ fn big_to_num(b: BigInt) -> Num {
 mod tests {
     use super::*;
 
-    /// The NUL scan finds the first NUL at every position.
+    fn parse(doc: &[u8]) -> Result<Value> {
+        parse_with(doc, &DecodeLimits::default(), &mut ValueBuilder)
+    }
+
+    /// A NUL anywhere is refused with its offset.
     #[test]
-    fn nul_scan_matches_bytewise() {
+    fn nul_is_refused_at_its_offset() {
         for len in [0usize, 1, 31, 32, 33, 100] {
-            assert_eq!(nul_offset(&vec![b'a'; len]), None);
-            for at in 0..len {
-                let mut v = vec![b'a'; len];
+            let doc = [b"'".as_slice(), &vec![b'a'; len], b"'"].concat();
+            assert_eq!(parse(&doc).unwrap(), Value::Str("a".repeat(len)));
+            for at in 0..doc.len() {
+                let mut v = doc.clone();
                 v[at] = 0;
-                assert_eq!(nul_offset(&v), Some(at));
+                match parse(&v) {
+                    Err(Error::Syntax { offset, .. }) => assert_eq!(offset, at),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+    }
+
+    /// A document without `\r` scans str literals with memchr3, one with `\r` with the
+    /// word scanner: both find the same stops (quote, escapes, raw newlines) at every
+    /// position and length.
+    #[test]
+    fn both_literal_scanners_agree() {
+        for len in [1usize, 7, 15, 16, 17, 40, 70] {
+            for at in 0..len {
+                for stop in [&b"\\n"[..], b"\\'", b"\n", b"'", b"\"", b"\\\n", b"\xe9"] {
+                    let mut body = vec![b'a'; len];
+                    body.splice(at..at + 1, stop.iter().copied());
+                    let doc = [b"'".as_slice(), &body, b"'"].concat();
+                    let with_cr = [doc.as_slice(), b"\r\n"].concat();
+                    let a = parse(&doc).map_err(|e| e.to_string());
+                    let b = parse(&with_cr).map_err(|e| e.to_string());
+                    assert_eq!(a, b, "{:?}", String::from_utf8_lossy(&doc));
+                }
             }
         }
     }
