@@ -156,9 +156,9 @@ class Bench:
         label = "{} -> {} {} x{} {}".format(client, server, workload, conns, "pinned" if pinned else "unpinned")
         self.log(label)
         try:
-            if server == "raw":
-                p, addr = self.server_kind_raw(pinned)
-                cmd = [self.rbench, "raw-client", "--addr", addr] + self.shape("raw")
+            if server in ("raw", "raw-tokio"):
+                p, addr = self.server_kind_raw(pinned, server == "raw-tokio")
+                cmd = [self.rbench, "raw-client", "--addr", addr, "--conns", str(conns)] + self.shape("raw")
             else:
                 p, uri = self.server(server, pinned, fresh=fresh)
                 cmd = self.client_cmd(client, uri, workload, conns, self.shape(workload))
@@ -176,16 +176,20 @@ class Bench:
         self.results[key] = res
         return res
 
-    def server_kind_raw(self, pinned):
-        key = ("raw", pinned)
+    def server_kind_raw(self, pinned, tokio=False):
+        # The thread-per-connection echo is the one-connection floor; the tokio one (epoll,
+        # as the Rust daemon serves) is the floor for many connections.
+        key = ("raw-tokio" if tokio else "raw", pinned)
         if key not in self.servers:
-            self.servers[key] = self.spawn_first_line([self.rbench, "raw-server"], pinned)
+            self.servers[key] = self.spawn_first_line(
+                [self.rbench, "raw-server"] + (["--tokio"] if tokio else []), pinned)
         return self.servers[key]
 
     def pass_(self, pinned):
         conc = self.conc
         m = self.measure
         m("rust", "raw", "raw", 1, pinned)
+        m("rust", "raw-tokio", "raw", conc[-1], pinned)
         for c, s in [("rust", "rust"), ("pyro4", "pyro4-thread"), ("pyro4", "pyro4-multiplex"),
                      ("pyro_rs", "pyro_rs"), ("pyro_rs", "rust"), ("pyro4", "rust"), ("pyro4", "pyro_rs")]:
             m(c, s, "ping", 1, pinned)

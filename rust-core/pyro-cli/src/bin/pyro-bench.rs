@@ -58,12 +58,20 @@ enum Cmd {
         port: u16,
     },
     /// Raw TCP 32-byte echo server (prints host:port).
-    RawServer,
+    RawServer {
+        /// serve on the tools' tokio runtime (epoll, a task per connection) instead of a
+        /// thread per connection: the floor for many connections
+        #[arg(long)]
+        tokio: bool,
+    },
     /// Raw TCP 32-byte round trips against a raw-server.
     RawClient {
         /// host:port of the raw server
         #[arg(long)]
         addr: String,
+        /// concurrent connections (more than one: tokio tasks on the tools' runtime)
+        #[arg(long, default_value_t = 1)]
+        conns: usize,
         #[command(flatten)]
         shape: RunShape,
     },
@@ -109,8 +117,16 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Server { port } => server(port),
-        Cmd::RawServer => raw_server(),
-        Cmd::RawClient { addr, shape } => raw_client(&addr, shape),
+        Cmd::RawServer { tokio: false } => raw_server(),
+        Cmd::RawServer { tokio: true } => runtime()?.block_on(raw_server_tokio()),
+        Cmd::RawClient {
+            addr,
+            conns: 1,
+            shape,
+        } => raw_client(&addr, shape),
+        Cmd::RawClient { addr, conns, shape } => {
+            runtime()?.block_on(raw_client_many(&addr, conns, shape))
+        }
         Cmd::Client {
             uri,
             workload,
@@ -261,6 +277,71 @@ fn raw_client(addr: &str, shape: RunShape) -> Result<()> {
         }
         rates.push(n as f64 / start.elapsed().as_secs_f64());
         total += n;
+    }
+    print_runs(&rates, total);
+    Ok(())
+}
+
+/// The raw echo on tokio: one task per connection on the tools' runtime.
+async fn raw_server_tokio() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    loop {
+        let (mut s, _) = listener.accept().await?;
+        s.set_nodelay(true)?;
+        tokio::spawn(async move {
+            let mut buf = [0u8; 32];
+            while s.read_exact(&mut buf).await.is_ok() {
+                if s.write_all(&buf).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+/// Raw 32-byte round trips on `conns` connections at once (tokio tasks), counted
+/// together: the floor for the many-connection Pyro rows.
+async fn raw_client_many(addr: &str, conns: usize, shape: RunShape) -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut streams = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let s = tokio::net::TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        streams.push(s);
+    }
+    let mut rates = Vec::new();
+    let mut total = 0u64;
+    let per_conn = shape.max_calls.div_ceil(conns as u64).max(1);
+    for run in 0..=shape.runs {
+        let start = Instant::now();
+        let deadline = start + secs(shape.duration);
+        let mut tasks = Vec::with_capacity(conns);
+        for mut s in streams.drain(..) {
+            tasks.push(tokio::spawn(async move {
+                let mut buf = [7u8; 32];
+                let mut n = 0u64;
+                while n < per_conn && (n % 16 != 0 || Instant::now() < deadline) {
+                    s.write_all(&buf).await?;
+                    s.read_exact(&mut buf).await?;
+                    n += 1;
+                }
+                Ok::<_, std::io::Error>((s, n))
+            }));
+        }
+        let mut calls = 0u64;
+        for t in tasks {
+            let (s, n) = t.await??;
+            streams.push(s);
+            calls += n;
+        }
+        // Run 0 is the warm-up.
+        if run > 0 {
+            rates.push(calls as f64 / start.elapsed().as_secs_f64());
+            total += calls;
+        }
     }
     print_runs(&rates, total);
     Ok(())
