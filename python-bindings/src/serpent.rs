@@ -663,11 +663,19 @@ impl FastWriter {
         }
         if let Ok(l) = obj.cast_exact::<PyList>() {
             self.buf.push(b'[');
+            // Lists of ints are common and long: their items are written here, without
+            // the call and type tests of `value` (the level check is the one it makes).
+            let ints_here = level < self.max_level;
             for (i, it) in l.iter().enumerate() {
                 if i > 0 {
                     self.buf.push(b',');
                 }
-                if !self.value(&it, level + 1)? {
+                if ints_here && it.is_exact_instance_of::<PyInt>() {
+                    match it.extract::<i64>() {
+                        Ok(v) => serpent::text::int(&mut self.buf, v),
+                        Err(_) => return Ok(false),
+                    }
+                } else if !self.value(&it, level + 1)? {
                     return Ok(false);
                 }
             }

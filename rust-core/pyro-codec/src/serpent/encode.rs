@@ -235,41 +235,74 @@ fn check_key_type(v: &Value) -> Result<()> {
 // ---------------------------------------------------------------------------------------
 // Scalars: Python's repr().
 
-/// "00" to "99": two digits per division when printing integers.
-const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
+/// `'0'` in every byte of a word: turns eight digit values into their ASCII text.
+const ASCII_ZEROS: u64 = 0x3030_3030_3030_3030;
+
+/// The eight decimal digits of `n < 10^8` as byte values 0..=9 in one word, most
+/// significant digit in the lowest byte (so the word's little-endian bytes read in order).
+///
+/// Divisions by constants in parallel lanes: `n` splits into two 4-digit halves (32-bit
+/// lanes), each half into two 2-digit parts (16-bit lanes), each part into two digits
+/// (8-bit lanes). `x * 10486 >> 20` is `x / 100` for `x < 10^4` and `x * 103 >> 10` is
+/// `x / 10` for `x < 100`; no lane's product reaches into the next lane's kept bits.
+#[inline]
+fn digits8(n: u32) -> u64 {
+    let merged = u64::from(n / 10_000) | (u64::from(n % 10_000) << 32);
+    let hundreds = ((merged * 10_486) >> 20) & 0x0000_007F_0000_007F;
+    let pairs = ((merged - 100 * hundreds) << 16) | hundreds;
+    let tens = ((pairs * 103) >> 10) & 0x000F_000F_000F_000F;
+    ((pairs - 10 * tens) << 8) | tens
+}
+
+/// Append the digits of `n < 10^8` without leading zeros (`0` for zero).
+#[inline]
+fn write_u32_short(out: &mut Vec<u8>, n: u32) {
+    let d = digits8(n);
+    // Leading zero digits are the low zero bytes; zero itself keeps its last digit.
+    let lead = (d.trailing_zeros() / 8).min(7);
+    let end = out.len() + 8 - lead as usize;
+    // Eight bytes in one fixed-size append (a store or two), cut back to the digits.
+    out.extend_from_slice(&((d >> (8 * lead)) + ASCII_ZEROS).to_le_bytes());
+    out.truncate(end);
+}
+
+/// Append exactly eight digits of `n < 10^8`, leading zeros included.
+#[inline]
+fn write_u32_8(out: &mut Vec<u8>, n: u32) {
+    out.extend_from_slice(&(digits8(n) + ASCII_ZEROS).to_le_bytes());
+}
 
 /// `repr(int)` for an i64.
-///
-/// The digits are laid out in a fixed 20-byte array that is appended whole and then cut
-/// to length: a fixed-size append compiles to a couple of stores, where appending a
-/// variable-length slice is a `memcpy` call per number.
+#[inline]
 pub(crate) fn write_i64(out: &mut Vec<u8>, v: i64) {
-    let mut n = v.unsigned_abs();
-    let len = n.checked_ilog10().map_or(1, |l| l as usize + 1);
-    let mut buf = [0u8; 20];
-    let mut pos = len;
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        pos -= 2;
-        buf[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    // Most ints are small and non-negative: a few multiplies and one store, in a body
+    // small enough to inline into the walkers.
+    match u32::try_from(v) {
+        Ok(n) if n < 100_000_000 => write_u32_short(out, n),
+        _ => write_i64_long(out, v),
     }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        buf[0..2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
-        buf[0] = b'0' + n as u8;
-    }
+}
+
+/// [`write_i64`] for negative numbers and those of nine digits or more.
+#[inline(never)]
+fn write_i64_long(out: &mut Vec<u8>, v: i64) {
+    const E8: u64 = 100_000_000;
     if v < 0 {
         out.push(b'-');
     }
-    let end = out.len() + len;
-    out.extend_from_slice(&buf);
-    out.truncate(end);
+    let n = v.unsigned_abs();
+    // Each `as u32` below takes a value under 10^8.
+    if n < E8 {
+        write_u32_short(out, n as u32);
+    } else if n < E8 * E8 {
+        write_u32_short(out, (n / E8) as u32);
+        write_u32_8(out, (n % E8) as u32);
+    } else {
+        let low = n % (E8 * E8);
+        write_u32_short(out, (n / (E8 * E8)) as u32);
+        write_u32_8(out, (low / E8) as u32);
+        write_u32_8(out, (low % E8) as u32);
+    }
 }
 
 /// `repr(int)` for a big int, refusing more than 4300 digits like CPython.
@@ -427,28 +460,10 @@ pub(crate) fn write_float_repr(out: &mut Vec<u8>, f: f64) {
     }
 }
 
-/// Word-at-a-time byte tests (SWAR) for the string scanners of the encoder and parser.
+/// Word-at-a-time byte tests (SWAR) for the parser's string-literal scanner.
 pub(crate) mod swar {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-    /// Non-zero when some byte of `w` may need escaping in a `repr(str)` quoted with
-    /// `quote`: a control byte, DEL, a non-ASCII byte, a backslash or `quote`. Zero is exact
-    /// (no such byte), and so is the lowest flag (see [`first`]); flags above it may be false
-    /// alarms.
-    #[inline]
-    pub(crate) fn repr_stop(w: u64, quote: u8) -> u64 {
-        let q = w ^ (ONES * u64::from(quote));
-        let bs = w ^ (ONES * u64::from(b'\\'));
-        // `w + ONES` sets a byte's high bit for 0x7f; no carry crosses bytes unless some
-        // byte is >= 0x80, and `w` itself flags that case.
-        ((w.wrapping_sub(ONES * 0x20) & !w)
-            | w
-            | w.wrapping_add(ONES)
-            | (q.wrapping_sub(ONES) & !q)
-            | (bs.wrapping_sub(ONES) & !bs))
-            & HIGHS
-    }
 
     /// Non-zero when some byte of `w` may end a plain run inside a string literal quoted
     /// with `quote`: `quote`, a backslash, a byte below 0x0e (`\n`, `\r` among them) and,
@@ -534,111 +549,205 @@ fn pick_quote(b: &[u8]) -> u8 {
     }
 }
 
+/// The block of text [`write_str_repr`] tests at a time (and its unit of copying).
+const BLOCK: usize = 32;
+
+/// Bit `i` set when `block[i]` may stop a plain run of a `repr(str)`: a control byte, DEL,
+/// a non-ASCII byte, a backslash or a quote character (either: the test stays the same
+/// whichever quote the text gets, so its constants stay in registers).
+///
+/// The byte tests are one branch-free pass that the compiler turns into vector compares;
+/// the resulting 0/1 bytes are then gathered eight at a time by one multiply (bit `8j` of
+/// a word lands on bit `56 + j`, and no two partial products meet, so nothing carries).
+#[inline]
+fn repr_stops(block: &[u8; BLOCK]) -> u32 {
+    const GATHER: u64 = 0x0102_0408_1020_4080;
+    let mut flags = [0u8; BLOCK];
+    for (f, &c) in flags.iter_mut().zip(block) {
+        // As i8, the bytes >= 0x80 are negative: one signed test covers them and the
+        // controls below 0x20.
+        *f = u8::from(((c as i8) < 0x20) | (c == 0x7f) | (c == b'\\') | (c == b'\'') | (c == b'"'));
+    }
+    let mut mask = 0u32;
+    for k in 0..BLOCK / 8 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&flags[8 * k..8 * k + 8]);
+        mask |= ((u64::from_le_bytes(w).wrapping_mul(GATHER) >> 56) as u32) << (8 * k);
+    }
+    mask
+}
+
+/// True when some byte of `block` may stop a plain run ([`repr_stops`] is non-zero): the
+/// same tests reduced to one flag, which the compiler does with a byte-mask move, about
+/// half the work of the full mask. Most blocks of most texts need nothing more.
+#[inline]
+fn any_repr_stop(block: &[u8; BLOCK]) -> bool {
+    let mut any = false;
+    for &c in block {
+        any |= ((c as i8) < 0x20) | (c == 0x7f) | (c == b'\\') | (c == b'\'') | (c == b'"');
+    }
+    any
+}
+
+/// The first block start from `i` on (in steps of [`BLOCK`]) whose block may hold a stop,
+/// or where fewer than [`BLOCK`] bytes are left. A loop of its own: the long plain
+/// stretches of text pass through these few instructions only.
+#[inline(never)]
+fn skip_plain(b: &[u8], mut i: usize) -> usize {
+    while let Some(c) = b.get(i..i + BLOCK) {
+        if any_repr_stop(<&[u8; BLOCK]>::try_from(c).unwrap_or(&[0; BLOCK])) {
+            break;
+        }
+        i += BLOCK;
+    }
+    i
+}
+
+/// Append `b[from..to]`. Short runs (the text between escapes) go as one fixed-size block
+/// cut back to length, which compiles to a few vector moves where a slice of varying
+/// length is a `memcpy` call; long runs, and the end of `b`, take the one call.
+#[inline(always)]
+fn copy_run(out: &mut Vec<u8>, b: &[u8], from: usize, to: usize) {
+    const RUN: usize = 2 * BLOCK;
+    match b.get(from..from + RUN) {
+        Some(chunk) if to - from <= RUN => {
+            let end = out.len() + (to - from);
+            out.extend_from_slice(<&[u8; RUN]>::try_from(chunk).unwrap_or(&[0; RUN]));
+            out.truncate(end);
+        }
+        _ => out.extend_from_slice(&b[from..to]),
+    }
+}
+
 /// Python's `repr(str)` (CPython `unicode_repr`).
+///
+/// Python quotes with `'` unless the text has `'` and no `"`. Until the first quote
+/// character the output is the same for either choice, so the text is written in one pass
+/// with `'` and the opening quote is corrected when that first quote character decides.
+///
+/// The text is tested a block at a time for bytes that may need escaping; the plain runs
+/// between them are copied whole.
 pub(crate) fn write_str_repr(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     // Short plain text (dict keys, names) in one byte loop: no quote choice to make and
     // nothing to escape, so it is copied between single quotes.
-    if b.len() <= 32 && b.iter().all(|&c| c < 0x80 && PLAIN_ASCII[c as usize]) {
+    if b.len() <= BLOCK && b.iter().all(|&c| c < 0x80 && PLAIN_ASCII[c as usize]) {
         out.reserve(b.len() + 2);
         out.push(b'\'');
         out.extend_from_slice(b);
         out.push(b'\'');
         return;
     }
-    let quote = pick_quote(b);
-    // Room for a few escapes too, so a long text with some newlines is not copied twice.
-    out.reserve(b.len() + b.len() / 16 + 2);
-    out.push(quote);
-    let mut run = 0; // start of the pending raw run
+    // Room for some escapes too, so a long text with newlines is not copied twice.
+    out.reserve(b.len() + b.len() / 16 + BLOCK + 2);
+    let open = out.len();
+    out.push(b'\'');
+    let mut quote = None;
+    // `b[run..]` is not written yet; `b[..next]` has been looked at (a multi-byte
+    // character flags its continuation bytes too, which are then passed over).
+    let (mut run, mut next) = (0, 0);
     let mut i = 0;
     while i < b.len() {
-        // Plain bytes sixteen, then eight at a time (long texts are mostly plain runs); a
-        // word with a stop byte says where the first one is, and the byte code takes it.
-        if let Some(block) = b.get(i..i + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) {
-            let (lo, hi) = swar::words(block);
-            let (stop_lo, stop_hi) = (swar::repr_stop(lo, quote), swar::repr_stop(hi, quote));
-            if stop_lo | stop_hi == 0 {
-                i += 16;
+        i = skip_plain(b, i);
+        let mut stops = match b.get(i..i + BLOCK) {
+            Some(c) => repr_stops(<&[u8; BLOCK]>::try_from(c).unwrap_or(&[0; BLOCK])),
+            None => {
+                // The tail, padded with spaces (plain, so never a stop).
+                let rest = &b[i..];
+                let mut t = [b' '; BLOCK];
+                t[..rest.len()].copy_from_slice(rest);
+                repr_stops(&t)
+            }
+        };
+        while stops != 0 {
+            let at = i + stops.trailing_zeros() as usize;
+            stops &= stops - 1;
+            if at < next {
                 continue;
             }
-            i += if stop_lo != 0 {
-                swar::first(stop_lo)
-            } else {
-                8 + swar::first(stop_hi)
-            };
-        } else if let Some(w) = b.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
-            let stop = swar::repr_stop(u64::from_le_bytes(w), quote);
-            if stop == 0 {
-                i += 8;
-                continue;
-            }
-            i += swar::first(stop);
-        }
-        let c = b[i];
-        if c < 0x80 {
-            if PLAIN_ASCII[c as usize] {
-                i += 1;
-                continue;
-            }
-            out.extend_from_slice(&b[run..i]);
-            match c {
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
+            let c = b[at];
+            next = at + 1;
+            let esc: [u8; 2] = match c {
+                b'\\' => *b"\\\\",
+                b'\t' => *b"\\t",
+                b'\n' => *b"\\n",
+                b'\r' => *b"\\r",
                 b'\'' | b'"' => {
-                    if c == quote {
-                        out.push(b'\\');
+                    let q = *quote.get_or_insert_with(|| {
+                        // The first quote character: a `"` anywhere means `'`, and nothing
+                        // before this one was a `"`.
+                        if c == b'\'' && !b[next..].contains(&b'"') {
+                            out[open] = b'"';
+                            b'"'
+                        } else {
+                            b'\''
+                        }
+                    });
+                    if c != q {
+                        continue; // the other quote character is plain
                     }
-                    out.push(c);
+                    [b'\\', c]
+                }
+                0x80.. => {
+                    // Valid UTF-8 (it is a &str): decode the scalar from its lead byte.
+                    let (cp, len) = decode_utf8(b, at);
+                    next = at + len;
+                    if !is_printable_non_ascii(cp) {
+                        copy_run(out, b, run, at);
+                        run = next;
+                        push_unicode_escape(out, cp);
+                    }
+                    continue;
                 }
                 _ => {
+                    // Other controls and DEL.
+                    copy_run(out, b, run, at);
+                    run = next;
                     out.extend_from_slice(b"\\x");
                     push_hex(out, u32::from(c), 2);
+                    continue;
                 }
-            }
-            i += 1;
-            run = i;
-        } else {
-            // Valid UTF-8 (it is a &str): decode the scalar from its lead byte.
-            let (cp, len) = if c < 0xE0 {
-                ((u32::from(c & 0x1F) << 6) | u32::from(b[i + 1] & 0x3F), 2)
-            } else if c < 0xF0 {
-                (
-                    (u32::from(c & 0x0F) << 12)
-                        | (u32::from(b[i + 1] & 0x3F) << 6)
-                        | u32::from(b[i + 2] & 0x3F),
-                    3,
-                )
-            } else {
-                (
-                    (u32::from(c & 0x07) << 18)
-                        | (u32::from(b[i + 1] & 0x3F) << 12)
-                        | (u32::from(b[i + 2] & 0x3F) << 6)
-                        | u32::from(b[i + 3] & 0x3F),
-                    4,
-                )
             };
-            if !is_printable_non_ascii(cp) {
-                out.extend_from_slice(&b[run..i]);
-                if cp <= 0xFF {
-                    out.extend_from_slice(b"\\x");
-                    push_hex(out, cp, 2);
-                } else if cp <= 0xFFFF {
-                    out.extend_from_slice(b"\\u");
-                    push_hex(out, cp, 4);
-                } else {
-                    out.extend_from_slice(b"\\U");
-                    push_hex(out, cp, 8);
-                }
-                run = i + len;
-            }
-            i += len;
+            copy_run(out, b, run, at);
+            run = next;
+            out.extend_from_slice(&esc);
         }
+        i += BLOCK;
     }
-    out.extend_from_slice(&b[run..]);
-    out.push(quote);
+    copy_run(out, b, run, b.len());
+    out.push(quote.unwrap_or(b'\''));
+}
+
+/// `\xhh`, `\uhhhh` or `\Uhhhhhhhh` for a non-printable non-ASCII code point.
+fn push_unicode_escape(out: &mut Vec<u8>, cp: u32) {
+    if cp <= 0xFF {
+        out.extend_from_slice(b"\\x");
+        push_hex(out, cp, 2);
+    } else if cp <= 0xFFFF {
+        out.extend_from_slice(b"\\u");
+        push_hex(out, cp, 4);
+    } else {
+        out.extend_from_slice(b"\\U");
+        push_hex(out, cp, 8);
+    }
+}
+
+/// The scalar value and length of the UTF-8 sequence at `b[at]` (a lead byte >= 0xC0 of
+/// valid UTF-8).
+#[inline]
+fn decode_utf8(b: &[u8], at: usize) -> (u32, usize) {
+    let c = b[at];
+    let cont = |k: usize| u32::from(b[at + k] & 0x3F);
+    if c < 0xE0 {
+        ((u32::from(c & 0x1F) << 6) | cont(1), 2)
+    } else if c < 0xF0 {
+        ((u32::from(c & 0x0F) << 12) | (cont(1) << 6) | cont(2), 3)
+    } else {
+        (
+            (u32::from(c & 0x07) << 18) | (cont(1) << 12) | (cont(2) << 6) | cont(3),
+            4,
+        )
+    }
 }
 
 /// Python's `repr(bytes)` (serpent's `bytes_repr=True`).
@@ -951,6 +1060,24 @@ mod tests {
         }
     }
 
+    /// The block stop mask of `repr(str)` is the byte-wise definition, for every byte value
+    /// at every position.
+    #[test]
+    fn repr_stops_match_bytewise() {
+        for pos in 0..BLOCK {
+            for c in 0..=255u8 {
+                let mut block = *b"abcdefghijklmnopqrstuvwxyz 01234";
+                block[pos] = c;
+                let expect = block.iter().enumerate().fold(0u32, |m, (i, &x)| {
+                    let stop = !(0x20..0x7f).contains(&x) || matches!(x, b'\\' | b'\'' | b'"');
+                    m | (u32::from(stop) << i)
+                });
+                assert_eq!(repr_stops(&block), expect, "{c:#x} at {pos}");
+                assert_eq!(any_repr_stop(&block), expect != 0, "{c:#x} at {pos}");
+            }
+        }
+    }
+
     /// The word stop tests and the quote choice agree with the byte-wise definitions for
     /// every byte value at every position (zero must be exact).
     #[test]
@@ -961,17 +1088,6 @@ mod tests {
                 w[pos] = c;
                 let word = u64::from_le_bytes(w);
                 for quote in [b'\'', b'"'] {
-                    let stop = w
-                        .iter()
-                        .any(|&x| !(0x20..0x7f).contains(&x) || x == b'\\' || x == quote);
-                    let first = w
-                        .iter()
-                        .position(|&x| !(0x20..0x7f).contains(&x) || x == b'\\' || x == quote);
-                    let got = swar::repr_stop(word, quote);
-                    assert_eq!(got != 0, stop, "{c:#x} at {pos}");
-                    if let Some(first) = first {
-                        assert_eq!(swar::first(got), first, "{c:#x} at {pos}");
-                    }
                     for is_bytes in [false, true] {
                         let stop = w.iter().any(|&x| {
                             x == quote || x == b'\\' || x < 0x0e || (is_bytes && x >= 0x80)
@@ -1032,10 +1148,127 @@ mod tests {
         }
     }
 
+    /// `repr(str)` one character at a time, the way CPython's `unicode_repr` reads.
+    fn str_repr_bytewise(s: &str) -> String {
+        let quote = if s.contains('\'') && !s.contains('"') {
+            '"'
+        } else {
+            '\''
+        };
+        let mut r = String::from(quote);
+        for ch in s.chars() {
+            match ch {
+                '\\' => r.push_str("\\\\"),
+                '\t' => r.push_str("\\t"),
+                '\n' => r.push_str("\\n"),
+                '\r' => r.push_str("\\r"),
+                c if c == quote => {
+                    r.push('\\');
+                    r.push(c);
+                }
+                ' '..='~' => r.push(ch),
+                c if (c as u32) < 0x80 => r.push_str(&format!("\\x{:02x}", c as u32)),
+                c if is_printable_non_ascii(c as u32) => r.push(c),
+                c if (c as u32) <= 0xff => r.push_str(&format!("\\x{:02x}", c as u32)),
+                c if (c as u32) <= 0xffff => r.push_str(&format!("\\u{:04x}", c as u32)),
+                c => r.push_str(&format!("\\U{:08x}", c as u32)),
+            }
+        }
+        r.push(quote);
+        r
+    }
+
+    /// Texts of every length around the block size, built from characters that each take
+    /// a different path (quotes deciding late or early, escapes, multi-byte characters
+    /// across block edges), match the character-at-a-time repr.
+    #[test]
+    fn str_repr_matches_bytewise() {
+        let alphabet = [
+            'a',
+            'b',
+            ' ',
+            '\'',
+            '"',
+            '\\',
+            '\n',
+            '\t',
+            '\r',
+            '\0',
+            '\x1f',
+            '\x7f',
+            '~',
+            '\u{e9}',
+            '\u{a0}',
+            '\u{ad}',
+            '\u{2028}',
+            '\u{4e2d}',
+            '\u{1f600}',
+            '\u{10ffff}',
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for len in 0..100 {
+            for round in 0..60 {
+                // Mostly plain text with rare specials, or specials everywhere.
+                let rare = round % 2 == 0;
+                let s: String = (0..len)
+                    .map(|_| {
+                        let r = next();
+                        if rare && r % 16 != 0 {
+                            'x'
+                        } else {
+                            alphabet[(r >> 8) as usize % alphabet.len()]
+                        }
+                    })
+                    .collect();
+                let mut out = b"prefix".to_vec();
+                write_str_repr(&mut out, &s);
+                let expect = format!("prefix{}", str_repr_bytewise(&s));
+                assert_eq!(String::from_utf8(out).unwrap(), expect, "{s:?}");
+            }
+        }
+        // The quote decided by one character far from the first.
+        for n in [0, 1, 31, 32, 33, 63, 64, 65, 100] {
+            for s in [
+                format!("{}'{}\"", "a".repeat(n), "b".repeat(n)),
+                format!("{}'{}'", "a".repeat(n), "b".repeat(n)),
+                format!("{}\"{}'", "a".repeat(n), "b".repeat(n)),
+                format!("{}'", "a\n".repeat(n)),
+            ] {
+                let mut out = Vec::new();
+                write_str_repr(&mut out, &s);
+                assert_eq!(String::from_utf8(out).unwrap(), str_repr_bytewise(&s));
+            }
+        }
+    }
+
     #[test]
     fn i64_repr() {
         let mut cases = vec![0, 1, -1, 9, 10, 99, 100, 101, 999, 1000, i64::MAX, i64::MIN];
         cases.extend((0..200).map(|i| i * 7 - 300));
+        // Every digit count, at its edges and with each digit value in each place.
+        let mut p = 1i64;
+        for _ in 0..19 {
+            cases.extend([p - 1, p, p + 1, -p, 1 - p, p * 5 + 3]);
+            for d in 1..10 {
+                cases.extend([p * d, p * d - 1, i64::MAX / p * p]);
+            }
+            p = p.saturating_mul(10);
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Spread over all magnitudes.
+            cases.push((x >> (x % 64)) as i64);
+            cases.push(x as i64);
+        }
         cases.extend(
             (0..64)
                 .map(|b| 1i64 << b)
