@@ -638,6 +638,12 @@ pub(crate) fn write_str_repr(out: &mut Vec<u8>, s: &str) {
         out.push(b'\'');
         return;
     }
+    if b.len() >= 2 * BLOCK {
+        if let Some(quote) = plain_text_quote(b) {
+            write_text_repr(out, b, quote);
+            return;
+        }
+    }
     // Room for some escapes too, so a long text with newlines is not copied twice.
     out.reserve(b.len() + b.len() / 16 + BLOCK + 2);
     let open = out.len();
@@ -716,6 +722,56 @@ pub(crate) fn write_str_repr(out: &mut Vec<u8>, s: &str) {
     }
     copy_run(out, b, run, b.len());
     out.push(quote.unwrap_or(b'\''));
+}
+
+/// For text that is all printable ASCII and `\n`, the quote `repr` uses; `None` for any
+/// other text. The range test is a max reduction without an early exit per byte (the
+/// compiler turns it into vector instructions), the quote characters are memchr scans.
+#[inline(never)]
+fn plain_text_quote(b: &[u8]) -> Option<u8> {
+    // 0x20..=0x7e maps to 0..=0x5e; a newline counts as plain.
+    let class = |x: u8| x.wrapping_sub(0x20) & !(u8::from(x == b'\n').wrapping_neg());
+    let mut chunks = b.chunks_exact(256);
+    for c in &mut chunks {
+        let mut hi = 0u8;
+        for &x in c {
+            hi = hi.max(class(x));
+        }
+        if hi > 0x5e {
+            return None;
+        }
+    }
+    if chunks.remainder().iter().any(|&x| class(x) > 0x5e) {
+        return None;
+    }
+    let single = memchr::memchr(b'\'', b).is_some();
+    Some(if single && memchr::memchr(b'"', b).is_none() {
+        b'"'
+    } else {
+        b'\''
+    })
+}
+
+/// `repr` of text that is printable ASCII and newlines (most long text): the only bytes
+/// to escape are `\n`, the backslash and the chosen quote, and `memchr3` finds each.
+fn write_text_repr(out: &mut Vec<u8>, b: &[u8], quote: u8) {
+    out.reserve(b.len() + b.len() / 32 + 2);
+    out.push(quote);
+    let stops = super::Stops::new(quote, b'\\', b'\n');
+    let mut run = 0;
+    while let Some(k) = stops.find(&b[run..]) {
+        let at = run + k;
+        out.extend_from_slice(&b[run..at]);
+        out.extend_from_slice(match b[at] {
+            b'\n' => b"\\n",
+            b'\\' => b"\\\\",
+            b'"' => b"\\\"",
+            _ => b"\\'",
+        });
+        run = at + 1;
+    }
+    out.extend_from_slice(&b[run..]);
+    out.push(quote);
 }
 
 /// `\xhh`, `\uhhhh` or `\Uhhhhhhhh` for a non-printable non-ASCII code point.

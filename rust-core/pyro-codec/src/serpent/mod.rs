@@ -26,6 +26,36 @@ pub use parse::{parse_with, Builder, ValueBuilder};
 
 use crate::{DecodeLimits, Result, Value};
 
+/// Finds the first of three bytes (SIMD through memchr). On x86-64 the AVX2 searcher is
+/// made once per string, so each search skips memchr's per-call dispatch (a text with
+/// many escapes searches many short runs).
+#[derive(Clone, Copy)]
+pub(crate) struct Stops {
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<memchr::arch::x86_64::avx2::memchr::Three>,
+    bytes: (u8, u8, u8),
+}
+
+impl Stops {
+    pub(crate) fn new(a: u8, b: u8, c: u8) -> Self {
+        Stops {
+            #[cfg(target_arch = "x86_64")]
+            avx2: memchr::arch::x86_64::avx2::memchr::Three::new(a, b, c),
+            bytes: (a, b, c),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn find(&self, haystack: &[u8]) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = &self.avx2 {
+            return t.find(haystack);
+        }
+        let (a, b, c) = self.bytes;
+        memchr::memchr3(a, b, c, haystack)
+    }
+}
+
 /// The scalar writers of the encoder, for walkers over another object model (the Python
 /// binding writes Python objects with them), so every path emits the same text.
 pub mod text {

@@ -10,6 +10,7 @@
 //! containers to the builder, whose container items sit on one shared stack. Recursion
 //! depth equals bracket nesting, which is capped by [`DecodeLimits::max_depth`].
 
+use super::Stops;
 use crate::value::dedup_set;
 use crate::{DecodeLimits, Dict, Error, Result, Value};
 use num_bigint::BigInt;
@@ -225,36 +226,6 @@ enum Form {
 enum Expr<O> {
     Built(O),
     Num(Num, Form),
-}
-
-/// Finds the first of three bytes (SIMD through memchr). On x86-64 the AVX2 searcher is
-/// made once per literal, so each search skips memchr's per-call dispatch (literals with
-/// many escapes search many short runs).
-#[derive(Clone, Copy)]
-struct Stops {
-    #[cfg(target_arch = "x86_64")]
-    avx2: Option<memchr::arch::x86_64::avx2::memchr::Three>,
-    bytes: (u8, u8, u8),
-}
-
-impl Stops {
-    fn new(a: u8, b: u8, c: u8) -> Self {
-        Stops {
-            #[cfg(target_arch = "x86_64")]
-            avx2: memchr::arch::x86_64::avx2::memchr::Three::new(a, b, c),
-            bytes: (a, b, c),
-        }
-    }
-
-    #[inline]
-    fn find(&self, haystack: &[u8]) -> Option<usize> {
-        #[cfg(target_arch = "x86_64")]
-        if let Some(t) = &self.avx2 {
-            return t.find(haystack);
-        }
-        let (a, b, c) = self.bytes;
-        memchr::memchr3(a, b, c, haystack)
-    }
 }
 
 struct Parser<'s, 'b, B: Builder> {
