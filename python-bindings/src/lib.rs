@@ -6,13 +6,6 @@
 
 use pyo3::prelude::*;
 
-/// The extension's own (Rust) allocations go through mimalloc: message buffers and
-/// decoded values of a large call are freed and allocated again on every call, and the
-/// system allocator gave them back to the kernel each time (trimming the heap top), so
-/// every call paid page faults for them. Python objects keep Python's allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod convert;
 mod daemon;
 mod errors;

@@ -1,12 +1,5 @@
 //! Pieces shared by the pyro-rs command-line tools (`pyro-ns`, `pyro-nsc`, `pyro-echo`).
 
-/// Every tool allocates through mimalloc. With the system allocator a server that handles
-/// megabyte messages gave its freed heap back to the kernel after each call (the heap top
-/// is trimmed) and faulted the same pages in again for the next one: ~650 page faults and
-/// 1.6 ms of kernel time per 1 MiB echo. mimalloc keeps the pages for reuse.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Logs go to stderr through `tracing`; `PYRO_LOGLEVEL` (a tracing filter such as `debug`)
 /// overrides `default_level`, which keeps the tools quiet by default.
 pub fn init_logging(default_level: &str) {
