@@ -6,6 +6,7 @@ worker pool); Pyro4 clients are the real library, in this process or in the real
 server process of ``conftest.py`` (which calls back into a pyro_rs daemon).
 """
 
+import base64
 import os
 import socket
 import threading
@@ -227,6 +228,23 @@ def test_plain_calls(thing):
                                                "unknown", "threadname"])
     assert p._pyroAttrs == {"value"}
     assert p._pyroOneway == {"set_later"}
+
+
+def test_large_payloads_in_a_row(thing, monkeypatch):
+    """Large and small payloads one after another on one connection (the daemon keeps its
+    read and reply buffers between messages), plain and zlib-compressed by the client."""
+    lib, ser, p = thing
+    for compress in (False, True):
+        monkeypatch.setattr(lib.config, "COMPRESSION", compress)
+        for size in (300_000, 5, 1_200_000, 20_000, 0, 70_000):
+            if ser == "json":
+                value = "".join(chr(97 + i % 26) for i in range(size))
+            else:
+                value = bytes(i % 251 for i in range(size))
+            result = p.echo(value)
+            if isinstance(result, dict):  # serpent's form of bytes, for Pyro4 clients
+                result = base64.b64decode(result["data"])
+            assert result == value, (compress, size)
 
 
 def test_exceptions_with_remote_traceback(thing):
@@ -567,6 +585,9 @@ def test_hmac_key(served):
         for lib in CLIENTS.values():
             with lib.Proxy(uri) as p:
                 p._pyroHmacKey = b"s3cret"
+                assert p.echo(5) == 5
+                big = "x" * 200_000
+                assert p.echo(big) == big
                 assert p.echo(5) == 5
             with lib.Proxy(uri) as p:
                 p._pyroHmacKey = b"wrong"

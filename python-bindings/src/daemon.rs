@@ -336,8 +336,8 @@ impl Core {
         let d2c = ser.map(|s| s.dict_to_class.bind(py).clone());
         let prepared = (|| -> PyResult<_> {
             let items = args
-                .iter()
-                .map(|v| convert::to_py(py, v, d2c.as_ref()))
+                .into_iter()
+                .map(|v| convert::to_py(py, &v, d2c.as_ref()))
                 .collect::<PyResult<Vec<_>>>()?;
             let py_args = PyTuple::new(py, items)?;
             let py_kwargs = convert::to_py(py, &Value::Dict(kwargs), d2c.as_ref())?;
@@ -543,8 +543,10 @@ impl PyDispatch {
         let obj = self.entry.bind(py);
         let prepared = (|| -> PyResult<_> {
             let mut items = Vec::with_capacity(args.len());
-            for v in &args {
-                items.push(convert::to_py(py, v, d2c.as_ref())?);
+            // Each value goes as soon as it is converted: a large argument is not held
+            // twice while the method runs.
+            for v in args {
+                items.push(convert::to_py(py, &v, d2c.as_ref())?);
             }
             let py_args = PyTuple::new(py, items)?;
             let py_kwargs = if kwargs.is_empty() {

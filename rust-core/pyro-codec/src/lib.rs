@@ -148,6 +148,21 @@ impl SerializerKind {
         }
     }
 
+    /// [`SerializerKind::encode`] appending to `out`; serpent writes straight into it, so
+    /// a buffer kept across messages is reused. On error `out` is left as it was.
+    pub fn encode_into(self, value: &Value, out: &mut Vec<u8>) -> Result<()> {
+        match self {
+            SerializerKind::Serpent => {
+                serpent::encode_into(value, &serpent::EncodeOptions::default(), out)
+            }
+            other => {
+                let bytes = other.encode(value)?;
+                out.extend_from_slice(&bytes);
+                Ok(())
+            }
+        }
+    }
+
     /// Decode one payload into a value, within `limits`.
     pub fn decode(self, bytes: &[u8], limits: &DecodeLimits) -> Result<Value> {
         match self {

@@ -98,6 +98,22 @@ impl MessageDecoder {
     /// Second step: `body` is exactly the annotations followed by the payload of a
     /// message whose header came from [`MessageDecoder::decode_header`].
     pub fn decode_body(&self, header: &Header, body: &[u8]) -> Result<Message> {
+        let (mut msg, payload) = self.decode_body_in_place(header, body)?;
+        if let Some(range) = payload {
+            msg.data = body[range].to_vec();
+        }
+        Ok(msg)
+    }
+
+    /// [`MessageDecoder::decode_body`] without copying the payload: a plain payload stays
+    /// in `body`, at the returned range, and the message's `data` is left empty; a
+    /// compressed one is inflated into `data` (range None). For a reader that can keep
+    /// its buffer untouched while it uses the payload.
+    pub fn decode_body_in_place(
+        &self,
+        header: &Header,
+        body: &[u8],
+    ) -> Result<(Message, Option<std::ops::Range<usize>>)> {
         if body.len() as u64 != header.body_len() {
             return Err(Error::InvalidAnnotations(format!(
                 "body is {} bytes, header says {}",
@@ -105,27 +121,30 @@ impl MessageDecoder {
                 header.body_len()
             )));
         }
-        let (ann_bytes, payload) = body.split_at(usize::from(header.annotations_size));
+        let ann_len = usize::from(header.annotations_size);
+        let (ann_bytes, payload) = body.split_at(ann_len);
         let mut annotations = Annotations::parse(ann_bytes)?;
         self.check_hmac(payload, &annotations)?;
         annotations.remove(&ANNOTATION_HMAC);
-        let (flags, data) = if header.flags & FLAGS_COMPRESSED != 0 {
+        let (flags, data, range) = if header.flags & FLAGS_COMPRESSED != 0 {
             // Pyro4's decompress_if_needed: inflate and drop the flag.
             (
                 header.flags & !FLAGS_COMPRESSED,
                 inflate(payload, self.limits.max_inflated_size)?,
+                None,
             )
         } else {
-            (header.flags, payload.to_vec())
+            (header.flags, Vec::new(), Some(ann_len..body.len()))
         };
-        Ok(Message {
+        let msg = Message {
             msg_type: header.msg_type,
             flags,
             seq: header.seq,
             serializer_id: header.serializer_id,
             annotations,
             data,
-        })
+        };
+        Ok((msg, range))
     }
 
     /// Pyro4's `Message.recv` rules: with a key, a present HMAC must match (compared in
@@ -382,5 +401,47 @@ mod tests {
         assert_eq!(h.body_len() as usize, wire.len() - 24);
         assert_eq!(d.decode_body(&h, &wire[24..]), Ok(msg));
         assert!(d.decode_body(&h, &wire[24..wire.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn in_place_body_and_split_encoding_match_the_whole_message() {
+        let payload: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        for key in [None, Some(b"k".as_slice())] {
+            let mut msg = Message::new(MsgType::Result, 9, 1, payload.clone());
+            msg.annotations.insert(ANNOTATION_CORR, vec![7; 16]);
+            let whole = msg.encode(false, key, 0).expect("encode");
+            // Header and annotations written apart from the payload: the same bytes.
+            let mut split = msg.encode_head(&payload, false, key, 0).expect("head");
+            split.extend_from_slice(&payload);
+            assert_eq!(split, whole);
+
+            let decoder = MessageDecoder::new(Limits::default(), key.map(<[u8]>::to_vec));
+            let head: &[u8; HEADER_SIZE] = whole[..HEADER_SIZE].try_into().expect("head");
+            let header = decoder.decode_header(head).expect("header");
+            let body = &whole[HEADER_SIZE..];
+            let (shell, range) = decoder.decode_body_in_place(&header, body).expect("body");
+            let range = range.expect("a plain payload stays in the body");
+            assert_eq!(&body[range], payload.as_slice());
+            assert!(shell.data.is_empty());
+            let copied = decoder.decode_body(&header, body).expect("body");
+            assert_eq!(copied.data, payload);
+            assert_eq!(copied.annotations, shell.annotations);
+            assert_eq!(
+                copied.annotations.get(&ANNOTATION_CORR),
+                Some([7u8; 16].as_slice())
+            );
+        }
+        // A compressed payload is inflated into the message instead.
+        let msg = Message::new(MsgType::Result, 9, 1, vec![b'a'; 5000]);
+        let wire = msg.encode(true, None, 0).expect("encode");
+        let decoder = MessageDecoder::new(Limits::default(), None);
+        let head: &[u8; HEADER_SIZE] = wire[..HEADER_SIZE].try_into().expect("head");
+        let header = decoder.decode_header(head).expect("header");
+        let (inflated, range) = decoder
+            .decode_body_in_place(&header, &wire[HEADER_SIZE..])
+            .expect("body");
+        assert!(range.is_none());
+        assert_eq!(inflated.data, vec![b'a'; 5000]);
+        assert_eq!(inflated.flags & FLAGS_COMPRESSED, 0);
     }
 }

@@ -177,6 +177,39 @@ impl Message {
         hmac_key: Option<&[u8]>,
         max_message_size: u64,
     ) -> Result<Vec<u8>> {
+        // One buffer, one write: Pyro4 sends the whole message at once to dodge Nagle.
+        let mut out = self.encode_head_with(
+            wire_payload,
+            compressed,
+            hmac_key,
+            max_message_size,
+            wire_payload.len(),
+        )?;
+        out.extend_from_slice(wire_payload);
+        Ok(out)
+    }
+
+    /// The header and annotations of the message [`Message::encode_prepared`] makes, without
+    /// the payload: sent just before `wire_payload` (one vectored write), a large payload
+    /// is not copied into a second buffer.
+    pub fn encode_head(
+        &self,
+        wire_payload: &[u8],
+        compressed: bool,
+        hmac_key: Option<&[u8]>,
+        max_message_size: u64,
+    ) -> Result<Vec<u8>> {
+        self.encode_head_with(wire_payload, compressed, hmac_key, max_message_size, 0)
+    }
+
+    fn encode_head_with(
+        &self,
+        wire_payload: &[u8],
+        compressed: bool,
+        hmac_key: Option<&[u8]>,
+        max_message_size: u64,
+        room: usize,
+    ) -> Result<Vec<u8>> {
         let data_size = wire_payload.len() as u64;
         // Pyro4: "invalid message size (outside range 0..2Gb)".
         if data_size > MAX_DATA_SIZE {
@@ -233,11 +266,9 @@ impl Message {
             serializer_id: self.serializer_id,
             annotations_size: annotations_size as u16,
         };
-        // One buffer, one write: Pyro4 sends the whole message at once to dodge Nagle.
-        let mut out = Vec::with_capacity(HEADER_SIZE + total as usize);
+        let mut out = Vec::with_capacity(HEADER_SIZE + annotations_size + room);
         out.extend_from_slice(&header.to_bytes());
         annotations.write_to(&mut out);
-        out.extend_from_slice(wire_payload);
         Ok(out)
     }
 }

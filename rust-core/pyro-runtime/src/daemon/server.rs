@@ -33,6 +33,8 @@ const MAX_RESERVE_STEP: usize = 256 * 1024;
 /// An idle buffer above this capacity is replaced, so one large request does not pin
 /// memory for the rest of the connection.
 const SHRINK_ABOVE: usize = 4 * 1024 * 1024;
+/// Payloads above this size are written behind their header without being copied.
+const SPLIT_WRITE_ABOVE: usize = 16 * 1024;
 
 /// Counts a connection as active while it lives (for the connection limit).
 pub(crate) struct ActiveGuard(Arc<Shared>);
@@ -79,6 +81,14 @@ struct Conn {
     /// When the message being read must be complete (COMMTIMEOUT after its first wait).
     deadline: Option<tokio::time::Instant>,
     decode_limits: DecodeLimits,
+    /// Bytes at the front of `buf` that belong to the message being handled: its body
+    /// stays there while the request is decoded, and goes before the next read.
+    consumed: usize,
+    /// Where that message's plain payload is in `buf` (None: in the message's `data`).
+    payload: Option<std::ops::Range<usize>>,
+    /// The last result payload's buffer, kept (up to SHRINK_ABOVE) for the next one, so a
+    /// stream of large results does not allocate, and fault in, a fresh buffer each time.
+    out: Vec<u8>,
 }
 
 /// Serve one accepted connection to its end. `guard` is None for a connection over the
@@ -109,6 +119,9 @@ pub(crate) async fn serve_connection(
         timeout: shared.config.comm_timeout(),
         deadline: None,
         decode_limits: DecodeLimits::default(),
+        consumed: 0,
+        payload: None,
+        out: Vec::new(),
         handle,
     };
     let deny = if guard.is_none() {
@@ -170,6 +183,7 @@ impl Conn {
 
     /// Read and validate a header (checksum, version, type number, size limit).
     async fn read_header(&mut self) -> Result<Header, ReadError> {
+        self.release_body();
         self.deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
         self.fill(HEADER_SIZE).await?;
         let mut head = [0u8; HEADER_SIZE];
@@ -182,38 +196,69 @@ impl Conn {
         Ok(header)
     }
 
-    /// Read the annotations and payload of a message (HMAC checked, zlib inflated).
+    /// Read the annotations and payload of a message (HMAC checked, zlib inflated). A
+    /// plain payload is not copied out of the read buffer: [`Conn::payload`] shows it
+    /// until the next read.
     async fn read_body(&mut self, header: &Header) -> Result<Message, ReadError> {
         // body_len is at most 65535 + i32::MAX, which fits usize on supported targets.
         let len = usize::try_from(header.body_len()).map_err(|_| ReadError::Closed)?;
         self.fill(len).await?;
-        let msg = self
+        self.consumed = len;
+        let (msg, payload) = self
             .decoder
-            .decode_body(header, &self.buf[..len])
-            .map_err(ReadError::Invalid);
-        self.buf.advance(len);
-        if self.buf.is_empty() && self.buf.capacity() > SHRINK_ABOVE {
-            self.buf = BytesMut::with_capacity(INITIAL_BUFFER);
+            .decode_body_in_place(header, &self.buf[..len])
+            .map_err(ReadError::Invalid)?;
+        self.payload = payload;
+        Ok(msg)
+    }
+
+    /// The payload of the message [`Conn::read_body`] returned last.
+    fn payload<'a>(&'a self, msg_data: &'a [u8]) -> &'a [u8] {
+        match &self.payload {
+            Some(range) => self.buf.get(range.clone()).unwrap_or_default(),
+            None => msg_data,
         }
-        msg
+    }
+
+    /// Drop the last message's body from the read buffer.
+    fn release_body(&mut self) {
+        self.payload = None;
+        let used = std::mem::take(&mut self.consumed).min(self.buf.len());
+        if used > 0 {
+            self.buf.advance(used);
+            if self.buf.is_empty() && self.buf.capacity() > SHRINK_ABOVE {
+                self.buf = BytesMut::with_capacity(INITIAL_BUFFER);
+            }
+        }
     }
 
     /// Encode and write one message. False when it cannot be sent (too large for
     /// MAX_MESSAGE_SIZE, or the connection is gone): the connection is then closed.
     async fn send(&mut self, msg: &Message, compress: bool) -> bool {
         let shared = &self.handle.shared;
-        let bytes = match msg.encode(
-            compress,
-            shared.hmac_key.as_deref(),
-            shared.config.max_message_size,
-        ) {
+        let key = shared.hmac_key.as_deref();
+        let max = shared.config.max_message_size;
+        // A large plain payload goes out behind its header in one vectored write rather
+        // than copied into a second buffer with it.
+        let packed = compress
+            .then(|| pyro_wire::compress_payload(&msg.data))
+            .flatten();
+        let split = packed.is_none() && msg.data.len() > SPLIT_WRITE_ABOVE;
+        let encoded = match &packed {
+            Some(p) => msg.encode_prepared(p, true, key, max),
+            None if split => msg.encode_head(&msg.data, false, key, max),
+            None => msg.encode_prepared(&msg.data, false, key, max),
+        };
+        let head = match encoded {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!("cannot send reply: {e}");
                 return false;
             }
         };
-        let write = self.stream.write_all(&bytes);
+        let tail: &[u8] = if split { &msg.data } else { &[] };
+        let mut frame = Buf::chain(head.as_slice(), tail);
+        let write = self.stream.write_all_buf(&mut frame);
         match self.timeout {
             Some(t) => matches!(tokio::time::timeout(t, write).await, Ok(Ok(()))),
             None => write.await.is_ok(),
@@ -307,7 +352,7 @@ impl Conn {
         msg: &Message,
     ) -> Result<(Vec<u8>, u16), String> {
         let data = kind
-            .decode(&msg.data, &self.decode_limits)
+            .decode(self.payload(&msg.data), &self.decode_limits)
             .map_err(|e| e.to_string())?;
         let Some(dict) = data.as_dict() else {
             return Err(format!(
@@ -465,7 +510,10 @@ impl Conn {
             }
             return true;
         }
-        let call = match envelope::decode_call(kind, &data, &self.decode_limits) {
+        let decoded = envelope::decode_call(kind, self.payload(&data), &self.decode_limits);
+        drop(data);
+        self.release_body();
+        let call = match decoded {
             Ok(c) => c,
             Err(e) => {
                 // A SerializeError is answered, then the connection closed (Pyro4).
@@ -478,7 +526,6 @@ impl Conn {
                 return false;
             }
         };
-        drop(data);
         let correlation_id = correlation(&annotations);
         let ctx = CallContext {
             conn: self.info.clone(),
@@ -603,8 +650,10 @@ impl Conn {
         batch: bool,
         corr: Uuid,
     ) -> bool {
-        let payload = match kind.encode(value) {
-            Ok(p) => p,
+        let mut payload = std::mem::take(&mut self.out);
+        payload.clear();
+        let payload = match kind.encode_into(value, &mut payload) {
+            Ok(()) => payload,
             Err(e) => {
                 let fault = Fault::pyro("SerializeError", e.to_string());
                 let tb = fault.traceback_lines("?", "?");
@@ -623,7 +672,11 @@ impl Conn {
             .annotations
             .insert(ANNOTATION_CORR, corr.as_bytes().to_vec());
         let compress = self.shared().config.compression;
-        self.send(&reply, compress).await
+        let sent = self.send(&reply, compress).await;
+        if reply.data.capacity() <= SHRINK_ABOVE {
+            self.out = reply.data;
+        }
+        sent
     }
 
     /// The stream-start reply: an exception-style result (0x21) carrying
