@@ -249,6 +249,53 @@ def test_correlation_id_and_context_annotations(pyro4_server):
             pyro_rs.current_context.correlation_id = None
 
 
+def test_plain_proxy_sees_response_annotations(pyro4_server):
+    # No request annotations anywhere: the proxy's shortest path still sets the reply's.
+    # (A handshake leaves a proxy's _pyroAnnotations in the thread's annotations, as in
+    # Pyro4, so an earlier test's may be there: start clean.)
+    pyro_rs.current_context.annotations = {}
+    pyro_rs.current_context.response_annotations = {}
+    with pyro_rs.Proxy(pyro4_server) as p:
+        assert p.echo(1) == 1
+        assert pyro_rs.current_context.response_annotations["XTRA"] == b"from-daemon"
+        assert "ECHO" not in pyro_rs.current_context.response_annotations
+        pyro_rs.current_context.annotations = {"XCLT": b"now"}
+        assert p.echo(2) == 2
+        assert pyro_rs.current_context.response_annotations["ECHO"] == b"now"
+        # Request annotations go with one call only (Pyro4 clears them).
+        assert p.echo(3) == 3
+        assert "ECHO" not in pyro_rs.current_context.response_annotations
+
+
+def test_remote_method_retries_only_connection_failures():
+    calls = []
+
+    def send(name, args, kwargs):
+        calls.append((name, args, kwargs))
+        if len(calls) == 1:
+            raise errors.ConnectionClosedError("gone")
+        if len(calls) == 2:
+            raise errors.TimeoutError("slow")
+        return "done"
+
+    m = pyro_rs.core._RemoteMethod(send, "work", 2)
+    assert m(1, key="v") == "done"
+    assert calls == [("work", (1,), {"key": "v"})] * 3
+    calls.clear()
+    with pytest.raises(errors.ConnectionClosedError):
+        pyro_rs.core._RemoteMethod(send, "work", 0)()
+    assert calls == [("work", (), {})]
+
+    def fails(name, args, kwargs):
+        calls.append(name)
+        raise ValueError("not a connection problem")
+
+    calls.clear()
+    with pytest.raises(ValueError):
+        pyro_rs.core._RemoteMethod(fails, "sub", 5).a.b()
+    assert calls == ["sub.a.b"]
+
+
 def test_hmac_mismatch_is_a_communication_error(pyro4_server):
     with pyro_rs.Proxy(pyro4_server) as p:
         p._pyroHmacKey = "secret"

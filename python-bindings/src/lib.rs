@@ -12,6 +12,7 @@ mod errors;
 mod lanes;
 mod pool;
 mod proxy;
+mod remote;
 mod serpent;
 
 /// Version of the native core, so Python can check it matches the package.
@@ -62,6 +63,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add_class::<serpent::Output>()?;
     m.add_class::<proxy::NativeProxy>()?;
+    m.add_class::<remote::RemoteMethod>()?;
     m.add_class::<daemon::NativeDaemon>()?;
     m.add_class::<daemon::CallState>()?;
     m.add_function(wrap_pyfunction!(daemon::in_daemon_thread, m)?)?;

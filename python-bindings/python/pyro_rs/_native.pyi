@@ -43,6 +43,13 @@ class NativeProxy:
                to_hook: Callable[[Any], Any], from_hook: Callable[[dict], Any],
                subclass_as_base: bool) -> tuple[bool, Any, int, dict[str, bytes] | None]: ...
 
+class RemoteMethod:
+    """``proxy.name``: calls ``send(name, args, kwargs)``, retrying on closed connections
+    and timeouts up to ``max_retries`` times."""
+    def __init__(self, send: Callable[[str, tuple, dict], Any], name: str, max_retries: int) -> None: ...
+    def __getattr__(self, name: str) -> RemoteMethod: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
 class NativeDaemon:
     def __init__(self, host: str, port: int, unixsocket: str | None, nathost: str | None, natport: int | None,
                  hmac_key: bytes | None, config: list[tuple[str, str]], serializers: dict[int, tuple[Callable[[Any], Any], Callable[[dict], Any], bool]],

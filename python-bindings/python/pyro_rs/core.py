@@ -230,24 +230,9 @@ current_context = _CallContext()
 _last_serializer = (None, None)
 
 
-class _RemoteMethod:
-    """A remote method; calling it retries per MAX_RETRIES on closed connections and timeouts."""
-
-    def __init__(self, send, name, max_retries):
-        self.__send = send
-        self.__name = name
-        self.__max_retries = max_retries
-
-    def __getattr__(self, name):
-        return _RemoteMethod(self.__send, f"{self.__name}.{name}", self.__max_retries)
-
-    def __call__(self, *args, **kwargs):
-        for attempt in range(self.__max_retries + 1):
-            try:
-                return self.__send(self.__name, args, kwargs)
-            except (errors.ConnectionClosedError, errors.TimeoutError):
-                if attempt >= self.__max_retries:
-                    raise
+# A remote method (``proxy.name``): calling it retries per MAX_RETRIES on closed
+# connections and timeouts. Native, since one is made for every remote call.
+_RemoteMethod = _native.RemoteMethod
 
 
 class Proxy:
@@ -450,12 +435,25 @@ class Proxy:
             if conn is None:
                 self.__pyroCreateConnection()
                 conn = self._pyroConnection
-            serializer = self.__serializer()
-            self.__configure(conn, serializer)
-            annotations = self.__annotations()
+            # The steps of __serializer, __configure and __annotations, inline for the
+            # common case: this runs for every remote call.
+            name = self._pyroSerializer or config.SERIALIZER
+            last = _last_serializer
+            serializer = last[1] if last[0] == name else self.__serializer()
+            settings = (conn, self.__pyroTimeout or None, self.__pyroHmacKey, serializer.name, config.METADATA)
+            if settings != state.get("_Proxy__configured"):
+                conn.configure(*settings[1:])
+                state["_Proxy__configured"] = settings
+            ctx = current_context
+            own = ctx._own if ctx._call is None else None
+            if (own is not None and not own.get("annotations") and own.get("correlation_id") is None
+                    and type(self)._pyroAnnotations is _plain_annotations):
+                annotations = None  # a client thread that set none: nothing to add
+            else:
+                annotations = self.__annotations()
             # Empty annotations need telling once, not on every call.
             if annotations or state.get("_Proxy__annotated", True):
-                conn.set_annotations(annotations)
+                conn.set_annotations(annotations or {})
                 state["_Proxy__annotated"] = bool(annotations)
             if methodname in self._pyroOneway:
                 flags |= message.FLAGS_ONEWAY
@@ -484,7 +482,10 @@ class Proxy:
                 current_context.response_annotations = {}
                 raise
             # Pyro4 clears them before the call; set once here, to the reply's or none.
-            current_context.response_annotations = annotations or {}
+            if own is not None:
+                own["response_annotations"] = annotations or {}
+            else:
+                current_context.response_annotations = annotations or {}
             if annotations:
                 self._pyroResponseAnnotations(annotations, message.MSG_RESULT)
             if is_stream:
@@ -613,6 +614,10 @@ class Proxy:
         if clear and annotations:
             current_context.annotations = {}
         return annotations
+
+
+# Proxy's own request-annotations hook (a subclass may override it).
+_plain_annotations = Proxy._pyroAnnotations
 
 
 class _StreamResultIterator:

@@ -1,0 +1,80 @@
+//! `RemoteMethod`: what `proxy.name` gives (`pyro_rs.core._RemoteMethod`). Calling it
+//! hands `(name, args, kwargs)` to the proxy's `_pyroInvoke`, again after a closed
+//! connection or a timeout, up to the proxy's MAX_RETRIES (Pyro4's rule); any other
+//! failure is raised at once. Native, because one is made for every remote call.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+#[pyclass(module = "pyro_rs._native", name = "RemoteMethod", frozen)]
+pub(crate) struct RemoteMethod {
+    send: Py<PyAny>,
+    name: Py<PyString>,
+    max_retries: i64,
+}
+
+/// Pyro4 retries only these: the connection broke or the reply did not come in time.
+fn retryable(py: Python<'_>, err: &PyErr) -> PyResult<bool> {
+    let errors = py.import("pyro_rs.errors")?;
+    for class in ["ConnectionClosedError", "TimeoutError"] {
+        if err.is_instance(py, &errors.getattr(class)?) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[pymethods]
+impl RemoteMethod {
+    #[new]
+    fn new(send: Py<PyAny>, name: Py<PyString>, max_retries: i64) -> Self {
+        RemoteMethod {
+            send,
+            name,
+            max_retries,
+        }
+    }
+
+    /// `proxy.a.b` calls the remote method named `"a.b"` (Pyro4 allows dotted names).
+    fn __getattr__(&self, py: Python<'_>, name: &str) -> PyResult<RemoteMethod> {
+        let dotted = format!("{}.{name}", self.name.bind(py).to_str()?);
+        Ok(RemoteMethod {
+            send: self.send.clone_ref(py),
+            name: PyString::new(py, &dotted).unbind(),
+            max_retries: self.max_retries,
+        })
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: Bound<'_, PyTuple>,
+        kwargs: Option<Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        let kwargs = kwargs.unwrap_or_else(|| PyDict::new(py));
+        let send = self.send.bind(py);
+        let name = self.name.bind(py);
+        let mut attempt = 0;
+        // As `for attempt in range(max_retries + 1)`: a negative count sends nothing.
+        while attempt <= self.max_retries {
+            match send.call1((name, &args, &kwargs)) {
+                Ok(result) => return Ok(result.unbind()),
+                Err(err) => {
+                    if attempt >= self.max_retries || !retryable(py, &err)? {
+                        return Err(err);
+                    }
+                }
+            }
+            attempt += 1;
+        }
+        Ok(py.None())
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "<pyro_rs remote method {}>",
+            self.name.bind(py).to_str()?
+        ))
+    }
+}
