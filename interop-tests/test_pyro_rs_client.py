@@ -258,13 +258,15 @@ def test_plain_proxy_sees_response_annotations(pyro4_server):
     with pyro_rs.Proxy(pyro4_server) as p:
         assert p.echo(1) == 1
         assert pyro_rs.current_context.response_annotations["XTRA"] == b"from-daemon"
-        assert "ECHO" not in pyro_rs.current_context.response_annotations
+        # (Pyro4's daemon threads keep response annotations between requests, so what
+        # an earlier request left, ECHO included, may come back too: not checked.)
         pyro_rs.current_context.annotations = {"XCLT": b"now"}
         assert p.echo(2) == 2
         assert pyro_rs.current_context.response_annotations["ECHO"] == b"now"
         # Request annotations go with one call only (Pyro4 clears them).
+        assert pyro_rs.current_context.annotations == {}
         assert p.echo(3) == 3
-        assert "ECHO" not in pyro_rs.current_context.response_annotations
+        assert pyro_rs.current_context.response_annotations["XTRA"] == b"from-daemon"
 
 
 def test_remote_method_retries_only_connection_failures():
