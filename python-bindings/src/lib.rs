@@ -64,6 +64,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<serpent::Output>()?;
     m.add_class::<proxy::NativeProxy>()?;
     m.add_class::<remote::RemoteMethod>()?;
+    m.add_class::<remote::BatchedMethod>()?;
     m.add_class::<daemon::NativeDaemon>()?;
     m.add_class::<daemon::CallState>()?;
     m.add_function(wrap_pyfunction!(daemon::in_daemon_thread, m)?)?;

@@ -4,7 +4,7 @@
 //! failure is raised at once. Native, because one is made for every remote call.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 #[pyclass(module = "pyro_rs._native", name = "RemoteMethod", frozen)]
 pub(crate) struct RemoteMethod {
@@ -76,5 +76,44 @@ impl RemoteMethod {
             "<pyro_rs remote method {}>",
             self.name.bind(py).to_str()?
         ))
+    }
+}
+
+/// What `batch.name` gives (`pyro_rs.core._BatchedRemoteMethod`): calling it only
+/// records `(name, args, kwargs)` in the batch's list, to be sent with the others.
+#[pyclass(module = "pyro_rs._native", name = "BatchedMethod", frozen)]
+pub(crate) struct BatchedMethod {
+    calls: Py<PyList>,
+    name: Py<PyString>,
+}
+
+#[pymethods]
+impl BatchedMethod {
+    #[new]
+    fn new(calls: Py<PyList>, name: Py<PyString>) -> Self {
+        BatchedMethod { calls, name }
+    }
+
+    fn __getattr__(&self, py: Python<'_>, name: &str) -> PyResult<BatchedMethod> {
+        let dotted = format!("{}.{name}", self.name.bind(py).to_str()?);
+        Ok(BatchedMethod {
+            calls: self.calls.clone_ref(py),
+            name: PyString::new(py, &dotted).unbind(),
+        })
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        args: Bound<'_, PyTuple>,
+        kwargs: Option<Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let kwargs = kwargs.unwrap_or_else(|| PyDict::new(py));
+        let call = PyTuple::new(
+            py,
+            [self.name.bind(py).as_any(), args.as_any(), kwargs.as_any()],
+        )?;
+        self.calls.bind(py).append(call)
     }
 }

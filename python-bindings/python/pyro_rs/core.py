@@ -668,16 +668,8 @@ class _StreamResultIterator:
         self.proxy = None
 
 
-class _BatchedRemoteMethod:
-    def __init__(self, calls, name):
-        self.__calls = calls
-        self.__name = name
-
-    def __getattr__(self, name):
-        return _BatchedRemoteMethod(self.__calls, f"{self.__name}.{name}")
-
-    def __call__(self, *args, **kwargs):
-        self.__calls.append((self.__name, args, kwargs))
+# A method of a batch (``batch.name``): calling it records the call in the batch.
+_BatchedRemoteMethod = _native.BatchedMethod
 
 
 class _BatchProxyAdapter:
