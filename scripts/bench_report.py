@@ -141,11 +141,14 @@ def note_echo(w, target):
                 "stays under glibc's trim threshold and takes 3-4 faults per echo (daemon CPU per echo "
                 "5.8 -> 1.8 ms). Pyro4's daemon still takes ~1700 faults per echo. mimalloc also removed "
                 "the faults but kept far more memory (pyro_rs daemon peak RSS at 64 connections 26 -> 169 "
-                "MiB), so it was taken out. The client writes a large request behind its header too, and "
-                "serpent sizes the base64 text once (client: 11.1M -> 8.3M instructions per echo). Left: "
-                "the pyro_rs client still copies the reply payload out of its read buffer and goes through "
-                "the Value tree (parse into a Value str, then a Python str): three 1.4 MB copies per echo "
-                "that a direct socket-buffer-to-Python path would save."
+                "MiB), so it was taken out. Tried and reverted on the client: writing a large request behind "
+                "its header (no frame copy) and sizing the base64 text once cut 11.1M -> 8.3M instructions "
+                "per echo, but the echo rate halved: without those two short-lived 1.4-2.8 MB buffers glibc's "
+                "dynamic thresholds settled lower (trim at 2.8 MB) and the client's heap top was trimmed and "
+                "faulted in again on every call (~920 faults per echo). The client's transient working set "
+                "per echo (the argument copied into a Value, the reply payload, its Value str and the Python "
+                "str) is above that threshold; decoding replies straight into Python objects and keeping the "
+                "request buffer per proxy would bring it under, and then the copy-free write pays off."
             )
         return text
     return note

@@ -296,17 +296,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.stream.flush().await.map_err(|e| from_io("sending", e))
     }
 
-    /// Write `head` then `tail` (a message whose payload was left out of its encoding,
-    /// see [`Message::encode_head`]) in one vectored write, and flush.
-    pub async fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<()> {
-        let mut frame = bytes::Buf::chain(head, tail);
-        self.stream
-            .write_all_buf(&mut frame)
-            .await
-            .map_err(|e| from_io("sending", e))?;
-        self.stream.flush().await.map_err(|e| from_io("sending", e))
-    }
-
     /// Read one message. `Ok(None)`: the peer closed the connection cleanly between
     /// messages. Decoder errors (bad header, checksum, HMAC, size limit) are final for
     /// the connection, as in Pyro4, which closes it.

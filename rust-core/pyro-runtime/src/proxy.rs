@@ -40,10 +40,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Request payloads above this size are written behind their header, not copied into
-/// one buffer with it.
-const SPLIT_WRITE_ABOVE: usize = 16 * 1024;
-
 /// Exception classes that end a remote iterator (Python 2 and 3 spellings, as Pyrolite
 /// recognises them).
 const STOP_CLASSES: &[&str] = &[
@@ -912,14 +908,9 @@ impl Proxy {
         self.response_annotations = Annotations::new();
         self.ensure_connection().await?;
         let mut bytes = self.pending_closes()?;
-        let (request, split) =
-            self.frame_invoke_parts(serializer_id, payload, flags, extra_annotations)?;
+        let request = self.frame_invoke(serializer_id, payload, flags, extra_annotations)?;
         append(&mut bytes, request);
-        let tail = if split { payload } else { &[] };
-        let Some(msg) = self
-            .exchange(&bytes, tail, flags & FLAGS_ONEWAY != 0)
-            .await?
-        else {
+        let Some(msg) = self.exchange(bytes, flags & FLAGS_ONEWAY != 0).await? else {
             return Ok(None);
         };
         let checked = self.check_reply(&msg, serializer_id).and_then(|()| {
@@ -991,23 +982,6 @@ impl Proxy {
         flags: u16,
         extra: Option<&Annotations>,
     ) -> Result<Vec<u8>> {
-        let (mut bytes, split) = self.frame_invoke_parts(serializer_id, payload, flags, extra)?;
-        if split {
-            bytes.extend_from_slice(payload);
-        }
-        Ok(bytes)
-    }
-
-    /// [`Proxy::frame_invoke`], except that a large plain payload is left out: true means
-    /// the bytes are only the header and annotations, and `payload` must follow them (one
-    /// vectored write instead of a copy of the payload).
-    fn frame_invoke_parts(
-        &mut self,
-        serializer_id: u16,
-        payload: &[u8],
-        flags: u16,
-        extra: Option<&Annotations>,
-    ) -> Result<(Vec<u8>, bool)> {
         self.seq = self.seq.wrapping_add(1);
         let mut msg = Message::new(MsgType::Invoke, self.seq, serializer_id, Vec::new());
         msg.flags = flags;
@@ -1021,11 +995,8 @@ impl Proxy {
             None
         };
         Ok(match packed {
-            Some(packed) => (msg.encode_prepared(&packed, true, key, max)?, false),
-            None if payload.len() > SPLIT_WRITE_ABOVE => {
-                (msg.encode_head(payload, false, key, max)?, true)
-            }
-            None => (msg.encode_prepared(payload, false, key, max)?, false),
+            Some(packed) => msg.encode_prepared(&packed, true, key, max)?,
+            None => msg.encode_prepared(payload, false, key, max)?,
         })
     }
 
@@ -1063,25 +1034,14 @@ impl Proxy {
     /// Write the request bytes and, unless oneway, read the reply, within the timeout.
     /// A communication error drops the connection: Pyro4 releases it because a reply
     /// may still be in flight, which a later call must not read as its own.
-    /// `tail`: the payload of the last request in `bytes` when it was framed without it
-    /// ([`Proxy::frame_invoke_parts`]), else empty.
-    async fn exchange(
-        &mut self,
-        bytes: &[u8],
-        tail: &[u8],
-        oneway: bool,
-    ) -> Result<Option<Message>> {
+    async fn exchange(&mut self, bytes: Vec<u8>, oneway: bool) -> Result<Option<Message>> {
         let timeout = self.timeout;
         let conn = self
             .conn
             .as_mut()
             .ok_or_else(|| Error::ConnectionClosed("not connected".into()))?;
         let exchange = async {
-            if tail.is_empty() {
-                conn.send(bytes).await?;
-            } else {
-                conn.send_parts(bytes, tail).await?;
-            }
+            conn.send(&bytes).await?;
             if oneway {
                 Ok(None)
             } else {
@@ -1152,12 +1112,9 @@ impl Proxy {
             flags |= FLAGS_ONEWAY;
         }
         let mut bytes = self.pending_closes()?;
-        let payload = encode_call_in_place(self.serializer, call)?;
-        let (request, split) =
-            self.frame_invoke_parts(self.serializer.id(), &payload, flags, None)?;
+        let request = self.encode_invoke(call, flags)?;
         append(&mut bytes, request);
-        let tail: &[u8] = if split { &payload } else { &[] };
-        let result = match self.exchange(&bytes, tail, flags & FLAGS_ONEWAY != 0).await {
+        let result = match self.exchange(bytes, flags & FLAGS_ONEWAY != 0).await {
             Ok(None) => Ok(Reply::Value(Value::None)),
             Ok(Some(msg)) => self.process_reply(msg),
             Err(e) => Err(e),

@@ -835,17 +835,11 @@ pub(crate) fn write_bytes_repr(out: &mut Vec<u8>, b: &[u8]) {
 /// serpent's default bytes form: `repr({'data': b64, 'encoding': 'base64'})`, with the
 /// spaces of Python's dict repr.
 pub(crate) fn write_bytes_b64(out: &mut Vec<u8>, b: &[u8]) {
-    const OPEN: &[u8] = b"{'data': '";
-    const CLOSE: &[u8] = b"', 'encoding': 'base64'}";
-    // Room for all of it plus a few closing brackets of enclosing containers: growing a
-    // megabyte buffer for the closing text would copy it all again.
-    let encoded = b.len().div_ceil(3).saturating_mul(4);
-    out.reserve(OPEN.len() + encoded + CLOSE.len() + 16);
-    out.extend_from_slice(OPEN);
+    out.extend_from_slice(b"{'data': '");
     // SIMD where the CPU has it (checked at run time): a megabyte of bytes is the common
     // large payload, and the scalar encoder was a third of a client's work for it.
     base64_simd::STANDARD.encode_append(b, out);
-    out.extend_from_slice(CLOSE);
+    out.extend_from_slice(b"', 'encoding': 'base64'}");
 }
 
 // ---------------------------------------------------------------------------------------
