@@ -13,6 +13,12 @@ pub(crate) struct RemoteMethod {
     max_retries: i64,
 }
 
+/// `base.name`: `proxy.a.b` names the remote method `"a.b"` (Pyro4 allows dotted names).
+fn dotted(py: Python<'_>, base: &Py<PyString>, name: &str) -> PyResult<Py<PyString>> {
+    let text = format!("{}.{name}", base.bind(py).to_str()?);
+    Ok(PyString::new(py, &text).unbind())
+}
+
 /// Pyro4 retries only these: the connection broke or the reply did not come in time.
 fn retryable(py: Python<'_>, err: &PyErr) -> PyResult<bool> {
     let errors = py.import("pyro_rs.errors")?;
@@ -35,12 +41,10 @@ impl RemoteMethod {
         }
     }
 
-    /// `proxy.a.b` calls the remote method named `"a.b"` (Pyro4 allows dotted names).
     fn __getattr__(&self, py: Python<'_>, name: &str) -> PyResult<RemoteMethod> {
-        let dotted = format!("{}.{name}", self.name.bind(py).to_str()?);
         Ok(RemoteMethod {
             send: self.send.clone_ref(py),
-            name: PyString::new(py, &dotted).unbind(),
+            name: dotted(py, &self.name, name)?,
             max_retries: self.max_retries,
         })
     }
@@ -95,10 +99,9 @@ impl BatchedMethod {
     }
 
     fn __getattr__(&self, py: Python<'_>, name: &str) -> PyResult<BatchedMethod> {
-        let dotted = format!("{}.{name}", self.name.bind(py).to_str()?);
         Ok(BatchedMethod {
             calls: self.calls.clone_ref(py),
-            name: PyString::new(py, &dotted).unbind(),
+            name: dotted(py, &self.name, name)?,
         })
     }
 
