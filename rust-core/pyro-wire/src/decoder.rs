@@ -414,6 +414,14 @@ mod tests {
             let mut split = msg.encode_head(&payload, false, key, 0).expect("head");
             split.extend_from_slice(&payload);
             assert_eq!(split, whole);
+            let (mut parts, left_out) = msg.encode_split(false, key, 0, 16 * 1024).expect("split");
+            assert!(left_out);
+            parts.extend_from_slice(&payload);
+            assert_eq!(parts, whole);
+            assert_eq!(
+                msg.encode_split(false, key, 0, usize::MAX).expect("whole"),
+                (whole.clone(), false)
+            );
 
             let decoder = MessageDecoder::new(Limits::default(), key.map(<[u8]>::to_vec));
             let head: &[u8; HEADER_SIZE] = whole[..HEADER_SIZE].try_into().expect("head");

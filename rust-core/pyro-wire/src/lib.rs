@@ -21,7 +21,7 @@ pub mod uri;
 pub use decoder::{Decoded, Limits, MessageDecoder};
 pub use error::{Error, Result};
 pub use header::{Header, MsgType, HEADER_SIZE};
-pub use message::{compress_payload, compute_hmac, Annotations, Message};
+pub use message::{compute_hmac, Annotations, Message};
 pub use uri::{Location, Uri, UriKind, UriState};
 
 /// Pyro4 protocol version carried in every header.

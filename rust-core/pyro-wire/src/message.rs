@@ -160,9 +160,30 @@ impl Message {
         hmac_key: Option<&[u8]>,
         max_message_size: u64,
     ) -> Result<Vec<u8>> {
+        self.encode_split(compress, hmac_key, max_message_size, usize::MAX)
+            .map(|(bytes, _)| bytes)
+    }
+
+    /// [`Message::encode`], except that a plain payload longer than `split_above` is
+    /// left out: with `true` the bytes are only the header and annotations, and `data`
+    /// must follow them on the wire (one vectored write instead of a copy of the payload).
+    pub fn encode_split(
+        &self,
+        compress: bool,
+        hmac_key: Option<&[u8]>,
+        max_message_size: u64,
+        split_above: usize,
+    ) -> Result<(Vec<u8>, bool)> {
         match compress.then(|| compress_payload(&self.data)).flatten() {
-            Some(packed) => self.encode_prepared(&packed, true, hmac_key, max_message_size),
-            None => self.encode_prepared(&self.data, false, hmac_key, max_message_size),
+            Some(packed) => self
+                .encode_prepared(&packed, true, hmac_key, max_message_size)
+                .map(|b| (b, false)),
+            None if self.data.len() > split_above => self
+                .encode_head(&self.data, false, hmac_key, max_message_size)
+                .map(|b| (b, true)),
+            None => self
+                .encode_prepared(&self.data, false, hmac_key, max_message_size)
+                .map(|b| (b, false)),
         }
     }
 

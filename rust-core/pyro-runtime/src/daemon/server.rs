@@ -236,21 +236,15 @@ impl Conn {
     /// MAX_MESSAGE_SIZE, or the connection is gone): the connection is then closed.
     async fn send(&mut self, msg: &Message, compress: bool) -> bool {
         let shared = &self.handle.shared;
-        let key = shared.hmac_key.as_deref();
-        let max = shared.config.max_message_size;
         // A large plain payload goes out behind its header in one vectored write rather
         // than copied into a second buffer with it.
-        let packed = compress
-            .then(|| pyro_wire::compress_payload(&msg.data))
-            .flatten();
-        let split = packed.is_none() && msg.data.len() > SPLIT_WRITE_ABOVE;
-        let encoded = match &packed {
-            Some(p) => msg.encode_prepared(p, true, key, max),
-            None if split => msg.encode_head(&msg.data, false, key, max),
-            None => msg.encode_prepared(&msg.data, false, key, max),
-        };
-        let head = match encoded {
-            Ok(b) => b,
+        let (head, split) = match msg.encode_split(
+            compress,
+            shared.hmac_key.as_deref(),
+            shared.config.max_message_size,
+            SPLIT_WRITE_ABOVE,
+        ) {
+            Ok(parts) => parts,
             Err(e) => {
                 tracing::warn!("cannot send reply: {e}");
                 return false;
