@@ -236,7 +236,9 @@ def test_large_payloads_in_a_row(thing, monkeypatch):
     lib, ser, p = thing
     for compress in (False, True):
         monkeypatch.setattr(lib.config, "COMPRESSION", compress)
-        for size in (300_000, 5, 1_200_000, 20_000, 0, 70_000):
+        # 89,500 and 90,500 bytes: serpent text just under and over the size up to which
+        # the daemon writes a builtin result itself.
+        for size in (300_000, 5, 1_200_000, 20_000, 0, 70_000, 89_500, 90_500):
             if ser == "json":
                 value = "".join(chr(97 + i % 26) for i in range(size))
             else:
@@ -245,6 +247,25 @@ def test_large_payloads_in_a_row(thing, monkeypatch):
             if isinstance(result, dict):  # serpent's form of bytes, for Pyro4 clients
                 result = base64.b64decode(result["data"])
             assert result == value, (compress, size)
+
+
+def test_results_equal_a_pyro4_daemons(served, pyro4_server):
+    """A Pyro4 client gets the same results from the pyro_rs daemon as from a Pyro4 daemon
+    (serpent: builtin results are written by the daemon without the value tree, others and
+    large ones take the value path)."""
+    values = [
+        list(range(10_000)), {"k": [1, (2, 3)], 7: {"n": None}}, {1, 2}, (), [float("inf"), -0.0],
+        "x" * 130_000, [2 ** 64, -2 ** 70], 3 - 4j, {(1, 2): frozenset({3})},
+        uuid.UUID(int=7), [b"\x00" * 10, bytearray(b"ab")], "h\xe9llo \U0001F600",
+    ]
+    ours = Pyro4.Proxy(served["thing"])
+    ours._pyroHandshake = "hello"
+    theirs = Pyro4.Proxy(pyro4_server)
+    with ours, theirs:
+        for v in values:
+            assert ours.echo(v) == theirs.echo(v), v
+        nan = ours.echo(float("nan"))
+        assert nan != nan
 
 
 def test_exceptions_with_remote_traceback(thing):

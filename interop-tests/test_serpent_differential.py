@@ -219,3 +219,27 @@ def test_rust_refuses_what_python_refuses(rust):
         rust.roundtrip(b"9" * 4301, 0)
     with pytest.raises(ValueError):
         rust.roundtrip(b"[1,\x00]", 0)
+
+
+def _ints_fit_i64(v):
+    if isinstance(v, bool) or not isinstance(v, (int, list, tuple, dict, set, frozenset)):
+        return True
+    if isinstance(v, int):
+        return -2 ** 63 <= v < 2 ** 63
+    if isinstance(v, dict):
+        return all(_ints_fit_i64(k) and _ints_fit_i64(x) for k, x in v.items())
+    return all(_ints_fit_i64(x) for x in v)
+
+
+@settings(SETTINGS, max_examples=400)
+@given(st.lists(values, max_size=4), st.dictionaries(texts, values, max_size=3))
+def test_proxy_call_payload_matches_serpent(args, kwargs):
+    """A pyro_rs serpent proxy writes a call of builtins itself: the bytes must be
+    serpent's for Pyro4's dumpsCall shape. Only ints beyond an i64 go to the value path."""
+    from pyro_rs import _native
+
+    payload = _native._serpent_call_payload("obj", "meth", args, kwargs)
+    if payload is None:
+        assert not _ints_fit_i64([args, kwargs]), (args, kwargs)
+        return
+    assert payload == serpent.dumps(("obj", "meth", tuple(args), kwargs), module_in_classname=True)

@@ -13,11 +13,12 @@ use crate::convert::{self, ToValue};
 use crate::errors;
 use crate::lanes::{self, Lanes};
 use crate::pool::Pool;
+use crate::serpent;
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyIterator, PyString, PyTuple};
-use pyro_codec::{Dict, Value};
+use pyro_codec::{Dict, SerializerKind, Value};
 use pyro_runtime::daemon::{
     CallContext, CallFuture, ClientAddr, Dispatch, Fault, Metadata, Outcome, RequestToken,
 };
@@ -536,7 +537,7 @@ impl PyDispatch {
         method: &str,
         args: Vec<Value>,
         kwargs: Dict,
-    ) -> Result<PyOutcome, Fault> {
+    ) -> Result<Outcome, Fault> {
         let core = &self.core;
         let ser = core.ser(ctx.serializer_id());
         let d2c = ser.map(|s| s.dict_to_class.bind(py).clone());
@@ -584,9 +585,30 @@ impl PyDispatch {
             if let Err(e) = core.stream_check.bind(py).call1((&value,)) {
                 return Err(core.fault_from_err(py, e, ser));
             }
-            return Ok(PyOutcome::Iter(Arc::new(value.unbind())));
+            return Ok(self.outcome(PyOutcome::Iter(Arc::new(value.unbind())), ctx));
+        }
+        // A plain serpent call's result made of builtins is written as serpent text here,
+        // without the value tree (inside a batch the results form one list: value path).
+        if ctx.serializer_id() == SerializerKind::Serpent.id()
+            && ctx.msg_flags() & pyro_wire::FLAGS_BATCH == 0
+        {
+            if let Some(payload) = serpent::write_result(&value) {
+                return Ok(Outcome::Encoded(payload));
+            }
         }
         core.result_value(py, &value, ser)
+            .map(|o| self.outcome(o, ctx))
+    }
+
+    fn outcome(&self, o: PyOutcome, ctx: &CallContext) -> Outcome {
+        match o {
+            PyOutcome::Value(v) => Outcome::Value(v),
+            PyOutcome::Iter(iter) => Outcome::Stream(Box::new(PyItems {
+                core: self.core.clone(),
+                iter,
+                ser_id: ctx.serializer_id(),
+            })),
+        }
     }
 
     /// The call as Python work: direct for an exposed method of an instance, else
@@ -599,11 +621,12 @@ impl PyDispatch {
         args: Vec<Value>,
         kwargs: Dict,
     ) -> Result<Outcome, Fault> {
-        let r = if !self.is_class && self.methods.contains(method) {
-            self.call_direct(py, ctx, method, args, kwargs)
-        } else {
-            let ser = ctx.serializer_id();
-            self.core.run(
+        if !self.is_class && self.methods.contains(method) {
+            return self.call_direct(py, ctx, method, args, kwargs);
+        }
+        let ser = ctx.serializer_id();
+        self.core
+            .run(
                 py,
                 &self.entry,
                 "call",
@@ -613,15 +636,7 @@ impl PyDispatch {
                 Some(ctx),
                 ser,
             )
-        };
-        r.map(|o| match o {
-            PyOutcome::Value(v) => Outcome::Value(v),
-            PyOutcome::Iter(iter) => Outcome::Stream(Box::new(PyItems {
-                core: self.core.clone(),
-                iter,
-                ser_id: ctx.serializer_id(),
-            })),
-        })
+            .map(|o| self.outcome(o, ctx))
     }
 
     fn run_sync(

@@ -55,6 +55,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(serpent::serpent_container, m)?)?;
     m.add_function(wrap_pyfunction!(serpent::serpent_float, m)?)?;
     m.add_function(wrap_pyfunction!(serpent::serpent_dumps_builtin, m)?)?;
+    m.add_function(wrap_pyfunction!(serpent::_serpent_call_payload, m)?)?;
     m.add_function(wrap_pyfunction!(errors::_raise_runtime_error, m)?)?;
     m.add("RUNTIME_ERROR_VARIANTS", errors::VARIANTS.to_vec())?;
     m.add(

@@ -7,6 +7,7 @@
 
 use crate::convert::{self, ToValue};
 use crate::errors;
+use crate::serpent;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -239,6 +240,17 @@ impl NativeProxy {
         from_hook: &Bound<'py, PyAny>,
         subclass_as_base: bool,
     ) -> PyResult<InvokeTuple<'py>> {
+        if let Some(done) = self.invoke_serpent(
+            py,
+            object.as_deref(),
+            &method,
+            args,
+            kwargs,
+            flags,
+            from_hook,
+        )? {
+            return Ok(done);
+        }
         let conv = ToValue {
             hook: Some(to_hook),
             subclass_as_base,
@@ -300,6 +312,95 @@ impl NativeProxy {
             Ok(Some(r)) => Ok(Some((r.flags, PyBytes::new(py, &r.data), r.stream_id))),
             Err(e) => Err(errors::to_pyerr(py, e, from_hook)),
         }
+    }
+}
+
+impl NativeProxy {
+    /// `invoke` for a serpent proxy without the value tree: the call is written as
+    /// serpent text straight from the Python arguments, sent as a raw INVOKE, and a
+    /// normal reply is parsed straight into Python objects (then Pyro4's
+    /// `recreate_classes`). `Ok(None)` when this path does not apply (another
+    /// serializer, or arguments that are not all exact builtins): `invoke` then takes
+    /// the value path, which produces the same bytes and the same errors. Exception
+    /// replies are decoded by the runtime, so they raise exactly what the value path
+    /// raises.
+    #[allow(clippy::too_many_arguments)]
+    fn invoke_serpent<'py>(
+        &self,
+        py: Python<'py>,
+        object: Option<&str>,
+        method: &str,
+        args: &Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+        flags: u16,
+        from_hook: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<InvokeTuple<'py>>> {
+        // The payload names the resolved object id, known once connected.
+        let target = py.detach(|| {
+            let mut g = lock(&self.inner);
+            if g.proxy().serializer() != SerializerKind::Serpent {
+                return Ok(None);
+            }
+            match object {
+                Some(o) => Ok(Some(o.to_string())),
+                None if g.proxy().is_connected() => Ok(Some(g.proxy().object_id().to_string())),
+                None => g.connect_for_call().map(|o| Some(o.to_string())),
+            }
+        });
+        let target = match target {
+            Ok(Some(t)) => t,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(errors::to_pyerr(py, e, from_hook)),
+        };
+        let mut buf = serpent::take_out_buf();
+        // A Python error while writing (a failing __repr__, say) is left to the value
+        // path, which meets it again and raises it as before.
+        if !serpent::write_call(&mut buf, &target, method, args, kwargs).unwrap_or(false) {
+            serpent::keep_out_buf(buf);
+            return Ok(None);
+        }
+        let (reply, seq, ann, limits) = py.detach(|| {
+            let mut g = lock(&self.inner);
+            let reply = g
+                .invoke_raw(flags, SerializerKind::Serpent.id(), &buf, None)
+                .and_then(|r| match r {
+                    Some(r) if r.is_exception() => Err(g.proxy_mut().raw_reply_error(&r)),
+                    other => Ok(other),
+                });
+            let ann: Vec<([u8; 4], Vec<u8>)> = g
+                .response_annotations()
+                .iter()
+                .map(|(k, v)| (*k, v.to_vec()))
+                .collect();
+            (reply, g.proxy().seq(), ann, *g.proxy().decode_limits())
+        });
+        serpent::keep_out_buf(buf);
+        let ann = if ann.is_empty() {
+            None
+        } else {
+            Some(annotations_dict(py, ann)?)
+        };
+        let raw = match reply {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return Ok(Some((false, py.None().into_bound(py), seq, ann))),
+            Err(e) => return Err(errors::to_pyerr(py, e, from_hook)),
+        };
+        if let Some(id) = raw.stream_id {
+            return Ok(Some((true, PyString::new(py, &id).into_any(), seq, ann)));
+        }
+        let value = match serpent::parse_reply(py, &raw.data, &limits, from_hook)? {
+            Some(v) => v,
+            // Refused by the parser: the value path's decode gives the error to raise.
+            None => match SerializerKind::Serpent.decode(&raw.data, &limits) {
+                Ok(v) => convert::to_py(
+                    py,
+                    &pyro_codec::envelope::recreate_classes(v),
+                    Some(from_hook),
+                )?,
+                Err(e) => return Err(errors::to_pyerr(py, e.into(), from_hook)),
+            },
+        };
+        Ok(Some((false, value, seq, ann)))
     }
 }
 

@@ -35,6 +35,9 @@ create_exception!(
 struct PyBuilder<'py> {
     py: Python<'py>,
     err: Option<PyErr>,
+    /// Set when any string `__class__` was made: only then can the payload hold a class
+    /// dict for Pyro4's `recreate_classes`.
+    class_key: bool,
 }
 
 type Out<'py> = Bound<'py, PyAny>;
@@ -70,6 +73,9 @@ impl<'py> Builder for PyBuilder<'py> {
         Ok(PyComplex::from_doubles(self.py, re, im).into_any())
     }
     fn str(&mut self, v: &str) -> pyro_codec::Result<Out<'py>> {
+        if v == "__class__" {
+            self.class_key = true;
+        }
         Ok(PyString::new(self.py, v).into_any())
     }
     fn bytes(&mut self, v: &[u8]) -> pyro_codec::Result<Out<'py>> {
@@ -103,13 +109,145 @@ impl<'py> Builder for PyBuilder<'py> {
 /// raises `SerpentParseError`; Python errors (unhashable keys) propagate as they are.
 #[pyfunction]
 pub(crate) fn serpent_parse<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    let mut b = PyBuilder { py, err: None };
+    let mut b = PyBuilder {
+        py,
+        err: None,
+        class_key: false,
+    };
     let result = serpent::parse_with(data, &DecodeLimits::default(), &mut b);
     if let Some(e) = b.err.take() {
         return Err(e);
     }
     result.map_err(|e| SerpentParseError::new_err(e.to_string()))
 }
+
+/// A serpent reply payload as Pyro4's `SerpentSerializer.loads` gives it: parsed straight
+/// into Python objects, then class dicts handed to `dict_to_class` by Pyro4's
+/// `recreate_classes` walk (only when the payload holds a `__class__` string at all).
+/// `Ok(None)` when the parser refuses the input: the caller then decodes it the slow way
+/// for the exact error.
+pub(crate) fn parse_reply<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    limits: &DecodeLimits,
+    dict_to_class: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let mut b = PyBuilder {
+        py,
+        err: None,
+        class_key: false,
+    };
+    let result = serpent::parse_with(data, limits, &mut b);
+    if let Some(e) = b.err.take() {
+        return Err(e);
+    }
+    match result {
+        Ok(v) if b.class_key => recreate_classes(&v, dict_to_class).map(Some),
+        Ok(v) => Ok(Some(v)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Pyro4's `SerializerBase.recreate_classes` over Python objects: exact sets, lists,
+/// tuples and dicts are rebuilt with their items recreated, a dict with a `__class__`
+/// key goes to `dict_to_class` as it is (its contents are not recreated), anything else
+/// stays. The depth is the parser's, which is bounded by the decode limits.
+fn recreate_classes<'py>(
+    obj: &Bound<'py, PyAny>,
+    dict_to_class: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let again = |x: Bound<'py, PyAny>| recreate_classes(&x, dict_to_class);
+    if let Ok(l) = obj.cast_exact::<PyList>() {
+        let items = l.iter().map(again).collect::<PyResult<Vec<_>>>()?;
+        return Ok(PyList::new(py, items)?.into_any());
+    }
+    if let Ok(d) = obj.cast_exact::<PyDict>() {
+        if d.contains(pyo3::intern!(py, "__class__"))? {
+            return dict_to_class.call1((d,));
+        }
+        let out = PyDict::new(py);
+        for (k, v) in d.iter() {
+            out.set_item(k, again(v)?)?;
+        }
+        return Ok(out.into_any());
+    }
+    if let Ok(t) = obj.cast_exact::<PyTuple>() {
+        let items = t.iter().map(again).collect::<PyResult<Vec<_>>>()?;
+        return Ok(PyTuple::new(py, items)?.into_any());
+    }
+    if let Ok(s) = obj.cast_exact::<PySet>() {
+        let out = PySet::empty(py)?;
+        for x in s.iter() {
+            out.add(again(x)?)?;
+        }
+        return Ok(out.into_any());
+    }
+    Ok(obj.clone())
+}
+
+/// The serpent payload of one call, `(object, method, vargs, kwargs)` with `vargs` as a
+/// tuple, written into `buf` exactly as the value codec would write it, when `args` (a
+/// tuple or list) and `kwargs` hold only exact builtin types. `Ok(false)` means "not
+/// written": the caller then takes the value path, which handles (or refuses) the rest.
+pub(crate) fn write_call(
+    buf: &mut Vec<u8>,
+    object: &str,
+    method: &str,
+    args: &Bound<'_, PyAny>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<bool> {
+    let mut w = FastWriter {
+        buf: std::mem::take(buf),
+        bytes_repr: false,
+        max_level: CALL_MAX_LEVEL,
+        limit: usize::MAX,
+    };
+    let done = w.call(object, method, args, kwargs);
+    *buf = w.buf;
+    done
+}
+
+/// The payload [`write_call`] makes for these arguments, or None where it leaves the call
+/// to the value path: for the tests, which compare it with serpent's own `dumps`.
+#[pyfunction]
+#[pyo3(signature = (object, method, args, kwargs))]
+pub(crate) fn _serpent_call_payload<'py>(
+    py: Python<'py>,
+    object: &str,
+    method: &str,
+    args: &Bound<'py, PyAny>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let mut buf = Vec::new();
+    Ok(write_call(&mut buf, object, method, args, kwargs)?.then(|| PyBytes::new(py, &buf)))
+}
+
+/// The largest result [`write_result`] hands over: its buffer is fresh for each call
+/// (the daemon keeps it afterwards), and below this size the allocator serves one from
+/// its free lists rather than mapping (and faulting in) new memory.
+const RESULT_MAX: usize = 120 * 1024;
+
+/// A daemon call's result as a serpent payload (Pyro4's `SerpentSerializer.dumps`:
+/// serpent's text for builtins is the same with or without `module_in_classname`), when
+/// it is made only of exact builtins and not larger than [`RESULT_MAX`]; None leaves it to
+/// the value path.
+pub(crate) fn write_result(value: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
+    let mut w = FastWriter {
+        buf: take_out_buf(),
+        bytes_repr: false,
+        max_level: CALL_MAX_LEVEL,
+        limit: RESULT_MAX,
+    };
+    w.buf.extend_from_slice(serpent::HEADER);
+    let done = matches!(w.value(value, 0), Ok(true)) && w.buf.len() <= RESULT_MAX;
+    let out = done.then(|| w.buf.clone());
+    keep_out_buf(w.buf);
+    out
+}
+
+/// The value path's nesting limit (convert.rs), so both paths agree on what is too deep.
+const CALL_MAX_LEVEL: usize = 200;
 
 /// The output stream a serpent `Serializer` writes to (the `outputstream` registered
 /// class serializers receive), plus the ids of the containers being written (serpent's
@@ -557,6 +695,7 @@ pub(crate) fn serpent_dumps_builtin<'py>(
             buf: take_out_buf(),
             bytes_repr: truthy(bytes_repr)?,
             max_level: maximum_level(py)?,
+            limit: usize::MAX,
         };
         w.buf.extend_from_slice(serpent::HEADER);
         let done = w.value(obj, 0);
@@ -588,7 +727,7 @@ thread_local! {
 }
 
 /// This thread's kept output buffer (a new one if none is kept or it is in use).
-fn take_out_buf() -> Vec<u8> {
+pub(crate) fn take_out_buf() -> Vec<u8> {
     let kept = OUT_BUF
         .try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)))
         .ok()
@@ -602,7 +741,7 @@ fn take_out_buf() -> Vec<u8> {
 }
 
 /// Keep the output buffer for the next call, unless it has grown past [`KEEP_OUT_BUF`].
-fn keep_out_buf(mut buf: Vec<u8>) {
+pub(crate) fn keep_out_buf(mut buf: Vec<u8>) {
     if buf.capacity() > KEEP_OUT_BUF {
         return;
     }
@@ -619,11 +758,72 @@ struct FastWriter {
     buf: Vec<u8>,
     bytes_repr: bool,
     max_level: usize,
+    /// Give up ("not written") once the output would pass this many bytes.
+    limit: usize,
 }
 
 impl FastWriter {
+    fn call(
+        &mut self,
+        object: &str,
+        method: &str,
+        args: &Bound<'_, PyAny>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<bool> {
+        self.buf.extend_from_slice(serpent::HEADER);
+        self.buf.push(b'(');
+        serpent::text::str_repr(&mut self.buf, object);
+        self.buf.push(b',');
+        serpent::text::str_repr(&mut self.buf, method);
+        self.buf.push(b',');
+        let written = if let Ok(t) = args.cast_exact::<PyTuple>() {
+            self.tuple(t.iter(), t.len(), 1)?
+        } else if let Ok(l) = args.cast_exact::<PyList>() {
+            self.tuple(l.iter(), l.len(), 1)?
+        } else {
+            false
+        };
+        if !written {
+            return Ok(false);
+        }
+        self.buf.push(b',');
+        match kwargs {
+            Some(d) => {
+                if !self.value(d.as_any(), 1)? {
+                    return Ok(false);
+                }
+            }
+            None => self.buf.extend_from_slice(b"None"),
+        }
+        self.buf.push(b')');
+        Ok(true)
+    }
+
+    /// `ser_builtins_tuple`: `(a,b)`, `(a,)` for one item.
+    fn tuple<'py>(
+        &mut self,
+        items: impl Iterator<Item = Bound<'py, PyAny>>,
+        len: usize,
+        level: usize,
+    ) -> PyResult<bool> {
+        self.buf.push(b'(');
+        for (i, it) in items.enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            if !self.value(&it, level + 1)? {
+                return Ok(false);
+            }
+        }
+        if len == 1 {
+            self.buf.push(b',');
+        }
+        self.buf.push(b')');
+        Ok(true)
+    }
+
     fn value(&mut self, obj: &Bound<'_, PyAny>, level: usize) -> PyResult<bool> {
-        if level > self.max_level {
+        if level > self.max_level || self.buf.len() > self.limit {
             return Ok(false);
         }
         // Most frequent first; the exact-type tests are exclusive, so order is only speed.
@@ -683,21 +883,7 @@ impl FastWriter {
             return Ok(true);
         }
         if let Ok(t) = obj.cast_exact::<PyTuple>() {
-            self.buf.push(b'(');
-            let n = t.len();
-            for (i, it) in t.iter().enumerate() {
-                if i > 0 {
-                    self.buf.push(b',');
-                }
-                if !self.value(&it, level + 1)? {
-                    return Ok(false);
-                }
-            }
-            if n == 1 {
-                self.buf.push(b',');
-            }
-            self.buf.push(b')');
-            return Ok(true);
+            return self.tuple(t.iter(), t.len(), level);
         }
         if obj.is_exact_instance_of::<PyBool>() {
             let t = obj.is_truthy()?;
@@ -710,6 +896,10 @@ impl FastWriter {
             return Ok(true);
         }
         if let Ok(b) = obj.cast_exact::<PyBytes>() {
+            // base64 makes 4 bytes of 3: do not encode what will be thrown away.
+            if self.buf.len().saturating_add(b.as_bytes().len() / 3 * 4) > self.limit {
+                return Ok(false);
+            }
             serpent::text::bytes(&mut self.buf, b.as_bytes(), self.bytes_repr);
             return Ok(true);
         }
@@ -755,6 +945,9 @@ impl FastWriter {
     /// Python's own `repr`, as the full walker does, so "printable" follows the running
     /// interpreter's Unicode tables (and lone surrogates, which have no UTF-8, are escaped).
     fn string(&mut self, s: &Bound<'_, PyString>) -> PyResult<bool> {
+        if self.limit != usize::MAX && self.buf.len().saturating_add(s.len()?) > self.limit {
+            return Ok(false);
+        }
         // A str is ASCII exactly when its UTF-8 has one byte per code point (both O(1)).
         match s.to_str() {
             Ok(t) if s.len()? == t.len() => serpent::text::str_repr(&mut self.buf, t),

@@ -5,8 +5,8 @@
 use crate::config::Config;
 use crate::error::from_io;
 use crate::{Error, Result};
-use bytes::{Buf, BytesMut};
-use pyro_wire::{Decoded, Limits, Location, Message, MessageDecoder};
+use bytes::{Buf, Bytes, BytesMut};
+use pyro_wire::{Limits, Location, Message, MessageDecoder, HEADER_SIZE};
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::io;
 use std::pin::Pin;
@@ -25,6 +25,9 @@ const MAX_RESERVE_STEP: usize = 256 * 1024;
 /// Above this capacity an idle buffer is shrunk back, so one large reply does not pin
 /// memory for the rest of the connection's life.
 const SHRINK_ABOVE: usize = 4 * 1024 * 1024;
+/// From this payload size on, [`Connection::send_parts`] copies into its kept buffer
+/// rather than writing vectored.
+const COPY_WRITE_FROM: usize = 128 * 1024;
 
 /// A client or server socket: TCP, TLS over TCP (Pyro4's SSL mode) or a Unix domain
 /// socket.
@@ -244,6 +247,40 @@ pub struct Connection<S = Stream> {
     stream: S,
     buf: BytesMut,
     decoder: MessageDecoder,
+    /// The buffer of [`Connection::send_parts`].
+    wbuf: Vec<u8>,
+}
+
+/// One message from [`Connection::recv_shared`]: its payload is either in `msg.data` or,
+/// when large, still in the connection's read buffer.
+#[derive(Debug)]
+pub struct Received {
+    /// The message; `data` is empty when the payload is shared.
+    pub msg: Message,
+    payload: Option<Bytes>,
+}
+
+impl Received {
+    /// The payload (decompressed, HMAC checked), wherever it is.
+    pub fn payload(&self) -> &[u8] {
+        self.payload.as_deref().unwrap_or(&self.msg.data)
+    }
+
+    /// The message with its payload in `data` (copied if it was shared).
+    pub fn into_message(self) -> Message {
+        let Received { mut msg, payload } = self;
+        if let Some(p) = payload {
+            msg.data = p.to_vec();
+        }
+        msg
+    }
+
+    /// The message and its payload as one [`Bytes`] (no copy).
+    pub fn into_parts(self) -> (Message, Bytes) {
+        let Received { mut msg, payload } = self;
+        let payload = payload.unwrap_or_else(|| Bytes::from(std::mem::take(&mut msg.data)));
+        (msg, payload)
+    }
 }
 
 impl Connection<Stream> {
@@ -283,6 +320,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             stream,
             buf: BytesMut::with_capacity(INITIAL_BUFFER),
             decoder: MessageDecoder::new(limits, hmac_key),
+            wbuf: Vec::new(),
         }
     }
 
@@ -296,15 +334,56 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.stream.flush().await.map_err(|e| from_io("sending", e))
     }
 
+    /// Write `head` and then `tail` (a message whose large payload was kept apart from
+    /// its header) and flush, without a fresh buffer for the whole message. Up to
+    /// [`COPY_WRITE_FROM`] they go out in one vectored write; above, both are copied into
+    /// a write buffer the connection keeps (up to [`SHRINK_ABOVE`]) and sent in one
+    /// piece, since on loopback the kernel took about three times as long for a
+    /// vectored write of a megabyte as for a contiguous one (measured with strace -c).
+    pub async fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<()> {
+        if tail.is_empty() {
+            return self.send(head).await;
+        }
+        if tail.len() < COPY_WRITE_FROM {
+            let mut frame = Buf::chain(head, tail);
+            self.stream
+                .write_all_buf(&mut frame)
+                .await
+                .map_err(|e| from_io("sending", e))?;
+            return self.stream.flush().await.map_err(|e| from_io("sending", e));
+        }
+        let mut out = std::mem::take(&mut self.wbuf);
+        out.clear();
+        out.extend_from_slice(head);
+        out.extend_from_slice(tail);
+        let sent = self.send(&out).await;
+        if out.capacity() <= SHRINK_ABOVE {
+            self.wbuf = out;
+        }
+        sent
+    }
+
     /// Read one message. `Ok(None)`: the peer closed the connection cleanly between
     /// messages. Decoder errors (bad header, checksum, HMAC, size limit) are final for
     /// the connection, as in Pyro4, which closes it.
     pub async fn recv(&mut self) -> Result<Option<Message>> {
+        Ok(self
+            .recv_shared(usize::MAX)
+            .await?
+            .map(Received::into_message))
+    }
+
+    /// [`Connection::recv`], except that a plain payload longer than `share_above` is not
+    /// copied out of the read buffer: it comes as a [`Bytes`] view of it
+    /// ([`Received::payload`]). Once that view is dropped, the next read reuses the
+    /// buffer's memory; a large reply then costs no fresh allocation (nor the page faults
+    /// of one).
+    pub async fn recv_shared(&mut self, share_above: usize) -> Result<Option<Received>> {
         // Bytes needed before the decoder is worth asking again.
         let mut wanted = 0usize;
         loop {
             if !self.buf.is_empty() && self.buf.len() >= wanted {
-                let decoded = self.decoder.decode(&self.buf).map_err(|e| {
+                let decoded = self.decode_next(share_above).map_err(|e| {
                     if crate::tls::looks_like_tls(&self.buf) {
                         tls_peer_error()
                     } else {
@@ -312,14 +391,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     }
                 })?;
                 match decoded {
-                    Decoded::Message(msg, used) => {
-                        self.buf.advance(used.min(self.buf.len()));
+                    Ok(received) => {
                         if self.buf.is_empty() && self.buf.capacity() > SHRINK_ABOVE {
                             self.buf = BytesMut::with_capacity(INITIAL_BUFFER);
                         }
-                        return Ok(Some(msg));
+                        return Ok(Some(received));
                     }
-                    Decoded::Incomplete(more) => {
+                    Err(more) => {
                         wanted = self.buf.len().saturating_add(more.max(1));
                     }
                 }
@@ -347,6 +425,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 ));
             }
         }
+    }
+
+    /// Take one message off the front of the read buffer: `Ok(Err(n))` when at least
+    /// `n` more bytes are needed first.
+    fn decode_next(
+        &mut self,
+        share_above: usize,
+    ) -> pyro_wire::Result<std::result::Result<Received, usize>> {
+        let Some(head) = self.buf.get(..HEADER_SIZE) else {
+            return Ok(Err(HEADER_SIZE - self.buf.len()));
+        };
+        let head: &[u8; HEADER_SIZE] = head
+            .try_into()
+            .map_err(|_| pyro_wire::Error::InvalidHeader)?;
+        let header = self.decoder.decode_header(head)?;
+        // body_len <= 65535 + i32::MAX, so this fits usize on every supported target.
+        let total = HEADER_SIZE as u64 + header.body_len();
+        let have = self.buf.len() as u64;
+        if have < total {
+            return Ok(Err((total - have) as usize));
+        }
+        let total = total as usize;
+        let (mut msg, range) = self
+            .decoder
+            .decode_body_in_place(&header, &self.buf[HEADER_SIZE..total])?;
+        let payload = match range {
+            Some(r) if r.len() > share_above => {
+                let mut frame = self.buf.split_to(total);
+                frame.advance(HEADER_SIZE + r.start);
+                Some(frame.freeze())
+            }
+            Some(r) => {
+                msg.data = self.buf[HEADER_SIZE + r.start..HEADER_SIZE + r.end].to_vec();
+                self.buf.advance(total);
+                None
+            }
+            None => {
+                self.buf.advance(total);
+                None
+            }
+        };
+        Ok(Ok(Received { msg, payload }))
     }
 
     /// Read one message; a clean close is an error here (a reply was expected).

@@ -21,10 +21,11 @@
 //! ```
 
 use crate::config::{seconds, Config};
-use crate::connection::{location_text, Connection};
+use crate::connection::{location_text, Connection, Received};
 use crate::error::PyStr;
 use crate::naming;
 use crate::{Error, Result};
+use bytes::Bytes;
 use pyro_codec::envelope::{self, Call, ProxyState, RemoteException};
 use pyro_codec::{DecodeLimits, Dict, SerializerKind, Value};
 use pyro_wire::message::compress_payload;
@@ -82,8 +83,9 @@ pub struct RawReply {
     /// Serializer id of `data` (always the request's: another one is refused with a
     /// `SerializeError`, as Pyro4 does).
     pub serializer_id: u16,
-    /// The payload, serialized.
-    pub data: Vec<u8>,
+    /// The payload, serialized. A large one is a view of the connection's read buffer:
+    /// drop it before the next call on this proxy, or that call reads into fresh memory.
+    pub data: Bytes,
     /// The reply's annotations (CORR and whatever the daemon added; HMAC removed).
     pub annotations: Annotations,
     /// For a remote iterator (FLAGS_ITEMSTREAMRESULT): the stream id from the STRM
@@ -908,11 +910,22 @@ impl Proxy {
         self.response_annotations = Annotations::new();
         self.ensure_connection().await?;
         let mut bytes = self.pending_closes()?;
-        let request = self.frame_invoke(serializer_id, payload, flags, extra_annotations)?;
+        let (request, split) = self.frame_invoke(
+            serializer_id,
+            payload,
+            flags,
+            extra_annotations,
+            SPLIT_WRITE_ABOVE,
+        )?;
         append(&mut bytes, request);
-        let Some(msg) = self.exchange(bytes, flags & FLAGS_ONEWAY != 0).await? else {
+        let tail = if split { payload } else { &[] };
+        let Some(received) = self
+            .exchange(bytes, tail, flags & FLAGS_ONEWAY != 0)
+            .await?
+        else {
             return Ok(None);
         };
+        let (msg, data) = received.into_parts();
         let checked = self.check_reply(&msg, serializer_id).and_then(|()| {
             if msg.flags & FLAGS_ITEMSTREAMRESULT != 0 {
                 stream_id_of(&msg.annotations).map(Some)
@@ -926,7 +939,7 @@ impl Proxy {
         Ok(Some(RawReply {
             flags: msg.flags,
             serializer_id: msg.serializer_id,
-            data: msg.data,
+            data,
             annotations: msg.annotations,
             stream_id,
         }))
@@ -974,14 +987,18 @@ impl Proxy {
     }
 
     /// Frame one INVOKE around an encoded payload; increments the sequence number first
-    /// (Pyro4 does too, also for oneway calls).
+    /// (Pyro4 does too, also for oneway calls). With `true`, the bytes are only the
+    /// header and annotations and `payload` must follow them: a plain payload longer than
+    /// `split_above` is framed by [`Connection::send_parts`] in the connection's kept
+    /// buffer, not in a fresh one.
     fn frame_invoke(
         &mut self,
         serializer_id: u16,
         payload: &[u8],
         flags: u16,
         extra: Option<&Annotations>,
-    ) -> Result<Vec<u8>> {
+        split_above: usize,
+    ) -> Result<(Vec<u8>, bool)> {
         self.seq = self.seq.wrapping_add(1);
         let mut msg = Message::new(MsgType::Invoke, self.seq, serializer_id, Vec::new());
         msg.flags = flags;
@@ -995,15 +1012,19 @@ impl Proxy {
             None
         };
         Ok(match packed {
-            Some(packed) => msg.encode_prepared(&packed, true, key, max)?,
-            None => msg.encode_prepared(payload, false, key, max)?,
+            Some(packed) => (msg.encode_prepared(&packed, true, key, max)?, false),
+            None if payload.len() > split_above => {
+                (msg.encode_head(payload, false, key, max)?, true)
+            }
+            None => (msg.encode_prepared(payload, false, key, max)?, false),
         })
     }
 
     /// Encode one INVOKE of a [`Call`] in this proxy's serializer.
     fn encode_invoke(&mut self, call: &mut Call, flags: u16) -> Result<Vec<u8>> {
         let payload = encode_call_in_place(self.serializer, call)?;
-        self.frame_invoke(self.serializer.id(), &payload, flags, None)
+        self.frame_invoke(self.serializer.id(), &payload, flags, None, usize::MAX)
+            .map(|(bytes, _)| bytes)
     }
 
     /// Connect if needed (Pyro4's `_pyroInvoke` connects first).
@@ -1034,18 +1055,26 @@ impl Proxy {
     /// Write the request bytes and, unless oneway, read the reply, within the timeout.
     /// A communication error drops the connection: Pyro4 releases it because a reply
     /// may still be in flight, which a later call must not read as its own.
-    async fn exchange(&mut self, bytes: Vec<u8>, oneway: bool) -> Result<Option<Message>> {
+    async fn exchange(
+        &mut self,
+        bytes: Vec<u8>,
+        tail: &[u8],
+        oneway: bool,
+    ) -> Result<Option<Received>> {
         let timeout = self.timeout;
         let conn = self
             .conn
             .as_mut()
             .ok_or_else(|| Error::ConnectionClosed("not connected".into()))?;
         let exchange = async {
-            conn.send(&bytes).await?;
+            conn.send_parts(&bytes, tail).await?;
             if oneway {
                 Ok(None)
             } else {
-                conn.recv_expected().await.map(Some)
+                match conn.recv_shared(SPLIT_WRITE_ABOVE).await? {
+                    Some(received) => Ok(Some(received)),
+                    None => Err(Error::ConnectionClosed("receiving: not enough data".into())),
+                }
             }
         };
         let outcome = match timeout {
@@ -1114,35 +1143,76 @@ impl Proxy {
         let mut bytes = self.pending_closes()?;
         let request = self.encode_invoke(call, flags)?;
         append(&mut bytes, request);
-        let result = match self.exchange(bytes, flags & FLAGS_ONEWAY != 0).await {
+        let result = match self.exchange(bytes, &[], flags & FLAGS_ONEWAY != 0).await {
             Ok(None) => Ok(Reply::Value(Value::None)),
-            Ok(Some(msg)) => self.process_reply(msg),
+            Ok(Some(received)) => self.process_reply(received),
             Err(e) => Err(e),
         };
         self.release_on_communication_error(result)
     }
 
-    fn process_reply(&mut self, msg: Message) -> Result<Reply> {
-        self.check_reply(&msg, self.serializer.id())?;
+    fn process_reply(&mut self, received: Received) -> Result<Reply> {
+        let msg = &received.msg;
+        self.check_reply(msg, self.serializer.id())?;
         let flags = msg.flags;
-        self.response_annotations = msg.annotations;
-        let value = self.serializer.decode(&msg.data, &self.decode_limits)?;
+        let value = self
+            .serializer
+            .decode(received.payload(), &self.decode_limits);
+        self.response_annotations = received.msg.annotations;
+        let value = value?;
         // A stream start is flagged as an exception too: test for it first.
         if flags & FLAGS_ITEMSTREAMRESULT != 0 {
             return Ok(Reply::Stream(stream_id_of(&self.response_annotations)?));
         }
         if flags & FLAGS_EXCEPTION != 0 {
-            return Err(match RemoteException::from_value(&value) {
-                Some(exc) => Error::remote_exception(exc),
-                None => Error::Protocol(format!(
-                    "exception reply does not hold an exception but a {}",
-                    value.type_name()
-                )),
-            });
+            return Err(exception_error(&value));
         }
         Ok(Reply::Value(envelope::recreate_classes(value)))
     }
+
+    /// The error an exception reply of [`Proxy::invoke_raw`] stands for, decoded with
+    /// this proxy's limits: the same error [`Proxy::invoke`] returns for that reply. A
+    /// communication error (a remote one too) releases the connection, as Pyro4 does.
+    /// For callers that decode normal replies themselves (the Python bindings build
+    /// Python objects straight from serpent) and leave exceptions to the runtime.
+    pub fn raw_reply_error(&mut self, reply: &RawReply) -> Error {
+        let error = match SerializerKind::from_id(reply.serializer_id) {
+            Some(kind) => match kind.decode(&reply.data, &self.decode_limits) {
+                Ok(value) => exception_error(&value),
+                Err(e) => e.into(),
+            },
+            None => Error::Serialize(format!(
+                "invalid serializer in response: {}",
+                reply.serializer_id
+            )),
+        };
+        if error.is_communication_error() {
+            self.release();
+        }
+        error
+    }
+
+    /// The limits replies are decoded with.
+    pub fn decode_limits(&self) -> &DecodeLimits {
+        &self.decode_limits
+    }
 }
+
+/// The error of an exception reply's decoded payload.
+fn exception_error(value: &Value) -> Error {
+    match RemoteException::from_value(value) {
+        Some(exc) => Error::remote_exception(exc),
+        None => Error::Protocol(format!(
+            "exception reply does not hold an exception but a {}",
+            value.type_name()
+        )),
+    }
+}
+
+/// A plain raw payload longer than this is framed in the connection's kept write buffer
+/// (see [`Connection::send_parts`]), and a reply payload longer than this is read in
+/// place (see [`Connection::recv_shared`]).
+const SPLIT_WRITE_ABOVE: usize = 16 * 1024;
 
 /// Append `request` to the stream closes written before it (usually there are none,
 /// and the request is taken as is).

@@ -166,7 +166,8 @@ impl Message {
 
     /// [`Message::encode`], except that a plain payload longer than `split_above` is
     /// left out: with `true` the bytes are only the header and annotations, and `data`
-    /// must follow them on the wire (one vectored write instead of a copy of the payload).
+    /// must follow them on the wire (the caller frames it where it likes: a buffer it
+    /// keeps, rather than a fresh one per message).
     pub fn encode_split(
         &self,
         compress: bool,
@@ -211,8 +212,7 @@ impl Message {
     }
 
     /// The header and annotations of the message [`Message::encode_prepared`] makes, without
-    /// the payload: sent just before `wire_payload` (one vectored write), a large payload
-    /// is not copied into a second buffer.
+    /// the payload, which the caller sends right after them (from a buffer it keeps).
     pub fn encode_head(
         &self,
         wire_payload: &[u8],

@@ -25,6 +25,11 @@ pub enum Outcome {
     Value(Value),
     /// An iterator: the daemon streams its items (Pyro4's `FLAGS_ITEMSTREAMRESULT`).
     Stream(ItemIter),
+    /// A return value already serialized in the request's serializer
+    /// ([`CallContext::serializer_id`]), for a dispatcher that writes its own values
+    /// faster than through [`Value`]. The daemon sends it as the reply payload as is
+    /// (inside a batch it is decoded back into the batch's result list).
+    Encoded(Vec<u8>),
 }
 
 impl fmt::Debug for Outcome {
@@ -32,6 +37,7 @@ impl fmt::Debug for Outcome {
         match self {
             Outcome::Value(v) => f.debug_tuple("Value").field(v).finish(),
             Outcome::Stream(_) => f.write_str("Stream(..)"),
+            Outcome::Encoded(p) => write!(f, "Encoded({} bytes)", p.len()),
         }
     }
 }

@@ -67,6 +67,8 @@ enum Reply {
     Nothing,
     /// A normal result; `true` for a batch result (FLAGS_BATCH).
     Value(Value, bool),
+    /// A normal result, serialized by the dispatcher.
+    Encoded(Vec<u8>),
     /// A remote iterator to register and announce.
     Stream(ItemIter),
 }
@@ -89,6 +91,8 @@ struct Conn {
     /// The last result payload's buffer, kept (up to SHRINK_ABOVE) for the next one, so a
     /// stream of large results does not allocate, and fault in, a fresh buffer each time.
     out: Vec<u8>,
+    /// The kept buffer a large reply is framed in (header, annotations, payload).
+    frame: Vec<u8>,
 }
 
 /// Serve one accepted connection to its end. `guard` is None for a connection over the
@@ -122,6 +126,7 @@ pub(crate) async fn serve_connection(
         consumed: 0,
         payload: None,
         out: Vec::new(),
+        frame: Vec::new(),
         handle,
     };
     let deny = if guard.is_none() {
@@ -236,8 +241,10 @@ impl Conn {
     /// MAX_MESSAGE_SIZE, or the connection is gone): the connection is then closed.
     async fn send(&mut self, msg: &Message, compress: bool) -> bool {
         let shared = &self.handle.shared;
-        // A large plain payload goes out behind its header in one vectored write rather
-        // than copied into a second buffer with it.
+        // A large plain payload is framed in a buffer the connection keeps, not a fresh
+        // one: a fresh megabyte per reply is faulted in on every call. One contiguous
+        // write, not a vectored one: on loopback the kernel took twice as long for the
+        // vectored write (measured, daemon system time per 1 MiB echo 0.9-1.4 -> 0.4-0.5 ms).
         let (head, split) = match msg.encode_split(
             compress,
             shared.hmac_key.as_deref(),
@@ -250,13 +257,23 @@ impl Conn {
                 return false;
             }
         };
-        let tail: &[u8] = if split { &msg.data } else { &[] };
-        let mut frame = Buf::chain(head.as_slice(), tail);
-        let write = self.stream.write_all_buf(&mut frame);
-        match self.timeout {
+        let mut frame = head;
+        if split {
+            let mut whole = std::mem::take(&mut self.frame);
+            whole.clear();
+            whole.extend_from_slice(&frame);
+            whole.extend_from_slice(&msg.data);
+            frame = whole;
+        }
+        let write = self.stream.write_all(&frame);
+        let sent = match self.timeout {
             Some(t) => matches!(tokio::time::timeout(t, write).await, Ok(Ok(()))),
             None => write.await.is_ok(),
+        };
+        if split && frame.capacity() <= SHRINK_ABOVE {
+            self.frame = frame;
         }
+        sent
     }
 
     fn accepted(&self, serializer_id: u16) -> Option<SerializerKind> {
@@ -544,6 +561,10 @@ impl Conn {
                 self.send_result(seq, kind, &value, batch, correlation_id)
                     .await
             }
+            Ok(Reply::Encoded(payload)) => {
+                self.send_payload(seq, kind, payload, false, correlation_id)
+                    .await
+            }
             Ok(Reply::Stream(iter)) => self.send_stream_start(seq, kind, iter).await,
             Err(fault) => {
                 if oneway {
@@ -630,6 +651,7 @@ impl Conn {
                 Ok(match out {
                     Outcome::Value(v) => Reply::Value(v, false),
                     Outcome::Stream(it) => Reply::Stream(it),
+                    Outcome::Encoded(p) => Reply::Encoded(p),
                 })
             }
         }
@@ -657,6 +679,19 @@ impl Conn {
                 return false;
             }
         };
+        self.send_payload(seq, kind, payload, batch, corr).await
+    }
+
+    /// Send a MSG_RESULT with this payload (in `kind`); a payload buffer that is not too
+    /// large is kept for the next result.
+    async fn send_payload(
+        &mut self,
+        seq: u16,
+        kind: SerializerKind,
+        payload: Vec<u8>,
+        batch: bool,
+        corr: Uuid,
+    ) -> bool {
         let mut reply = Message::new(MsgType::Result, seq, kind.id(), payload);
         if batch {
             reply.flags |= FLAGS_BATCH;
@@ -766,6 +801,13 @@ async fn run_batch(
                 results.push(v);
                 None
             }
+            Ok(Outcome::Encoded(p)) => match decode_result(ctx, &p) {
+                Ok(v) => {
+                    results.push(v);
+                    None
+                }
+                Err(f) => Some(f),
+            },
             // Pyro4 does not stream in batches; an iterator cannot be returned here.
             Ok(Outcome::Stream(_)) => Some(Fault::pyro(
                 "PyroError",
@@ -780,6 +822,14 @@ async fn run_batch(
         }
     }
     Ok(results)
+}
+
+/// A result a dispatcher serialized itself, as a value again (for a batch's result list).
+fn decode_result(ctx: &CallContext, payload: &[u8]) -> Result<Value, Fault> {
+    let kind = SerializerKind::from_id(ctx.serializer_id())
+        .ok_or_else(|| Fault::pyro("SerializeError", "unknown serializer"))?;
+    kind.decode(payload, &DecodeLimits::default())
+        .map_err(|e| Fault::pyro("SerializeError", e.to_string()))
 }
 
 fn batch_item(item: Value) -> Result<(String, Vec<Value>, Dict), Fault> {
