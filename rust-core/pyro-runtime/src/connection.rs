@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::error::from_io;
 use crate::{Error, Result};
 use bytes::{Buf, Bytes, BytesMut};
-use pyro_wire::{Limits, Location, Message, MessageDecoder, HEADER_SIZE};
+use pyro_wire::{DecodedInPlace, Limits, Location, Message, MessageDecoder};
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::io;
 use std::pin::Pin;
@@ -17,14 +17,20 @@ use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
 
-/// Initial capacity of the read buffer: enough for most replies in one read.
-const INITIAL_BUFFER: usize = 8 * 1024;
-/// Largest single growth step of the read buffer. A peer announcing a huge message only
+// Buffer sizes shared by both ends (this client connection and the daemon's).
+
+/// Initial capacity of a read buffer: enough for most messages in one read.
+pub(crate) const INITIAL_BUFFER: usize = 8 * 1024;
+/// Largest single growth step of a read buffer. A peer announcing a huge message only
 /// makes the buffer grow as bytes actually arrive, never by the announced length at once.
-const MAX_RESERVE_STEP: usize = 256 * 1024;
-/// Above this capacity an idle buffer is shrunk back, so one large reply does not pin
-/// memory for the rest of the connection's life.
-const SHRINK_ABOVE: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_RESERVE_STEP: usize = 256 * 1024;
+/// Above this capacity an idle buffer is shrunk back (or not kept), so one large message
+/// does not pin memory for the rest of the connection's life.
+pub(crate) const SHRINK_ABOVE: usize = 4 * 1024 * 1024;
+/// A plain payload longer than this is framed without a fresh buffer for the whole
+/// message (written behind its header from a kept buffer) and, when received, used where
+/// it lies in the read buffer.
+pub(crate) const SPLIT_WRITE_ABOVE: usize = 16 * 1024;
 /// From this payload size on, [`Connection::send_parts`] copies into its kept buffer
 /// rather than writing vectored.
 const COPY_WRITE_FROM: usize = 128 * 1024;
@@ -433,36 +439,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         &mut self,
         share_above: usize,
     ) -> pyro_wire::Result<std::result::Result<Received, usize>> {
-        let Some(head) = self.buf.get(..HEADER_SIZE) else {
-            return Ok(Err(HEADER_SIZE - self.buf.len()));
+        let (mut msg, range, used) = match self.decoder.decode_in_place(&self.buf)? {
+            DecodedInPlace::Message { msg, payload, used } => (msg, payload, used),
+            DecodedInPlace::Incomplete(more) => return Ok(Err(more)),
         };
-        let head: &[u8; HEADER_SIZE] = head
-            .try_into()
-            .map_err(|_| pyro_wire::Error::InvalidHeader)?;
-        let header = self.decoder.decode_header(head)?;
-        // body_len <= 65535 + i32::MAX, so this fits usize on every supported target.
-        let total = HEADER_SIZE as u64 + header.body_len();
-        let have = self.buf.len() as u64;
-        if have < total {
-            return Ok(Err((total - have) as usize));
-        }
-        let total = total as usize;
-        let (mut msg, range) = self
-            .decoder
-            .decode_body_in_place(&header, &self.buf[HEADER_SIZE..total])?;
         let payload = match range {
             Some(r) if r.len() > share_above => {
-                let mut frame = self.buf.split_to(total);
-                frame.advance(HEADER_SIZE + r.start);
+                let mut frame = self.buf.split_to(used);
+                frame.advance(r.start);
                 Some(frame.freeze())
             }
             Some(r) => {
-                msg.data = self.buf[HEADER_SIZE + r.start..HEADER_SIZE + r.end].to_vec();
-                self.buf.advance(total);
+                msg.data = self.buf[r].to_vec();
+                self.buf.advance(used);
                 None
             }
             None => {
-                self.buf.advance(total);
+                self.buf.advance(used);
                 None
             }
         };

@@ -21,7 +21,7 @@
 //! ```
 
 use crate::config::{seconds, Config};
-use crate::connection::{location_text, Connection, Received};
+use crate::connection::{location_text, Connection, Received, SPLIT_WRITE_ABOVE};
 use crate::error::PyStr;
 use crate::naming;
 use crate::{Error, Result};
@@ -1208,11 +1208,6 @@ fn exception_error(value: &Value) -> Error {
         )),
     }
 }
-
-/// A plain raw payload longer than this is framed in the connection's kept write buffer
-/// (see [`Connection::send_parts`]), and a reply payload longer than this is read in
-/// place (see [`Connection::recv_shared`]).
-const SPLIT_WRITE_ABOVE: usize = 16 * 1024;
 
 /// Append `request` to the stream closes written before it (usually there are none,
 /// and the request is taken as is).

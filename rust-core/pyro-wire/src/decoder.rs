@@ -40,6 +40,24 @@ pub enum Decoded {
     Incomplete(usize),
 }
 
+/// Outcome of [`MessageDecoder::decode_in_place`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodedInPlace {
+    /// A complete message that took `used` bytes of the input. A plain payload stays in
+    /// the input at `payload` (an absolute range; the message's `data` is empty); a
+    /// compressed one is inflated into `data` (`payload` None).
+    Message {
+        /// The message.
+        msg: Message,
+        /// Where its plain payload is in the input.
+        payload: Option<std::ops::Range<usize>>,
+        /// Bytes of the input the message took.
+        used: usize,
+    },
+    /// Not enough bytes yet; at least this many more are needed.
+    Incomplete(usize),
+}
+
 /// Decodes messages from a byte buffer the caller owns and fills.
 #[derive(Debug, Clone)]
 pub struct MessageDecoder {
@@ -64,8 +82,26 @@ impl MessageDecoder {
     /// connection (Pyro4 closes it). HMAC is verified (constant time) and the HMAC
     /// annotation removed; compressed payloads are inflated.
     pub fn decode(&self, buf: &[u8]) -> Result<Decoded> {
+        Ok(match self.decode_in_place(buf)? {
+            DecodedInPlace::Message {
+                mut msg,
+                payload,
+                used,
+            } => {
+                if let Some(range) = payload {
+                    msg.data = buf[range].to_vec();
+                }
+                Decoded::Message(msg, used)
+            }
+            DecodedInPlace::Incomplete(more) => Decoded::Incomplete(more),
+        })
+    }
+
+    /// [`MessageDecoder::decode`] without copying a plain payload out of `buf`: for a
+    /// reader that can use it where it lies (or hand out a view of its buffer).
+    pub fn decode_in_place(&self, buf: &[u8]) -> Result<DecodedInPlace> {
         let Some(head) = buf.get(..HEADER_SIZE) else {
-            return Ok(Decoded::Incomplete(HEADER_SIZE - buf.len()));
+            return Ok(DecodedInPlace::Incomplete(HEADER_SIZE - buf.len()));
         };
         let head: &[u8; HEADER_SIZE] = head.try_into().map_err(|_| Error::InvalidHeader)?;
         let header = self.decode_header(head)?;
@@ -73,11 +109,15 @@ impl MessageDecoder {
         let total = HEADER_SIZE as u64 + header.body_len();
         let have = buf.len() as u64;
         if have < total {
-            return Ok(Decoded::Incomplete((total - have) as usize));
+            return Ok(DecodedInPlace::Incomplete((total - have) as usize));
         }
         let total = total as usize;
-        let msg = self.decode_body(&header, &buf[HEADER_SIZE..total])?;
-        Ok(Decoded::Message(msg, total))
+        let (msg, payload) = self.decode_body_in_place(&header, &buf[HEADER_SIZE..total])?;
+        Ok(DecodedInPlace::Message {
+            msg,
+            payload: payload.map(|r| HEADER_SIZE + r.start..HEADER_SIZE + r.end),
+            used: total,
+        })
     }
 
     /// First step for a reader that reads the 24-byte header, then the rest: validate the

@@ -18,7 +18,7 @@ pub mod header;
 pub mod message;
 pub mod uri;
 
-pub use decoder::{Decoded, Limits, MessageDecoder};
+pub use decoder::{Decoded, DecodedInPlace, Limits, MessageDecoder};
 pub use error::{Error, Result};
 pub use header::{Header, MsgType, HEADER_SIZE};
 pub use message::{compute_hmac, Annotations, Message};

@@ -26,15 +26,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
-/// Initial read buffer: most requests fit in one read.
-const INITIAL_BUFFER: usize = 8 * 1024;
-/// Largest single growth step of the read buffer, whatever size a header claims.
-const MAX_RESERVE_STEP: usize = 256 * 1024;
-/// An idle buffer above this capacity is replaced, so one large request does not pin
-/// memory for the rest of the connection.
-const SHRINK_ABOVE: usize = 4 * 1024 * 1024;
-/// Payloads above this size are written behind their header without being copied.
-const SPLIT_WRITE_ABOVE: usize = 16 * 1024;
+use crate::connection::{INITIAL_BUFFER, MAX_RESERVE_STEP, SHRINK_ABOVE, SPLIT_WRITE_ABOVE};
 
 /// Counts a connection as active while it lives (for the connection limit).
 pub(crate) struct ActiveGuard(Arc<Shared>);
