@@ -48,6 +48,9 @@ PYRO4_SERVER = textwrap.dedent(r'''
         def types(self, x):
             return type(x).__name__
 
+        def describe(self, *args, **kwargs):
+            return repr((args, kwargs))
+
         def fail(self, kind="value"):
             if kind == "value":
                 raise ValueError("bad value", 3)

@@ -7,6 +7,8 @@ server process of ``conftest.py`` (which calls back into a pyro_rs daemon).
 """
 
 import base64
+import datetime
+import decimal
 import math
 import os
 import socket
@@ -44,6 +46,9 @@ class Thing:
         if kwargs:
             return [list(args), kwargs]
         return args[0] if len(args) == 1 else list(args)
+
+    def describe(self, *args, **kwargs):
+        return repr((args, kwargs))
 
     def fail(self, kind="value"):
         if kind == "value":
@@ -224,7 +229,7 @@ def test_plain_calls(thing):
     expected = (1, 2) if ser in ("serpent", "marshal") else [1, 2]
     assert p.echo({"t": (1, 2)}) == {"t": expected}
     assert p.echo(b"\x00\xff" if ser == "marshal" else "x") in (b"\x00\xff", "x")
-    assert sorted(p._pyroMethods) == sorted(["echo", "fail", "slow", "set_later", "get_last", "generator",
+    assert sorted(p._pyroMethods) == sorted(["echo", "describe", "fail", "slow", "set_later", "get_last", "generator",
                                                "failing_generator", "iterator", "context", "make_child",
                                                "unknown", "threadname"])
     assert p._pyroAttrs == {"value"}
@@ -266,6 +271,38 @@ def test_results_equal_a_pyro4_daemons(served, pyro4_server):
         for v in values:
             assert ours.echo(v) == theirs.echo(v), v
         assert math.isnan(ours.echo(float("nan")))
+
+
+def test_arguments_equal_a_pyro4_daemons(served, pyro4_server):
+    """The method receives the same Python arguments in the pyro_rs daemon as in a Pyro4
+    daemon, for a Pyro4 client (serpent: a plain call's arguments are parsed straight into
+    Python objects, class dicts go through Pyro4's recreate_classes walk)."""
+    calls = [
+        ((), {}),
+        ((1, "two", 3.5, None, True, -2 ** 70, 3 - 4j), {}),
+        ((float("nan"), float("-inf"), -0.0), {"nan": float("nan")}),
+        (([1, (2, [3, {4, 5}])], {"k": (), 7: {"n": frozenset({1})}}), {}),
+        ((ValueError("bad", 3), [KeyError("k"), {"e": ZeroDivisionError("z")}]), {}),
+        ((), {"err": IndexError("i"), "nested": {"e": [ValueError("v")]}}),
+        ((b"\x00\xffbytes", bytearray(b"ba")), {"b": b"kw"}),
+        (("h\xe9llo \U0001F600", "it's", 'say "hi"', "back\\slash\n"), {}),
+        ((list(range(3000)), "x" * 100_000), {}),
+        ((uuid.UUID(int=7), decimal.Decimal("1.25"), datetime.date(2020, 2, 29)), {}),
+        (({"__class__": "not.a.Class", "x": 1},), {}),
+        ((), {"__class__": "builtins.ValueError", "args": ("in kwargs",)}),
+    ]
+    ours = Pyro4.Proxy(served["thing"])
+    ours._pyroHandshake = "hello"
+    theirs = Pyro4.Proxy(pyro4_server)
+    with ours, theirs:
+        for args, kwargs in calls:
+            outcomes = []
+            for p in (ours, theirs):
+                try:
+                    outcomes.append(p.describe(*args, **kwargs))
+                except Exception as e:  # noqa: BLE001 - both daemons must fail alike
+                    outcomes.append(f"{type(e).__name__}: {e}")
+            assert outcomes[0] == outcomes[1], (args, kwargs)
 
 
 def test_exceptions_with_remote_traceback(thing):

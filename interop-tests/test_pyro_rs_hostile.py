@@ -202,6 +202,9 @@ def _post_cases():
     cases["serpent_invalid_utf8"] = invoke(SERPENT, bad[:-8] + b"\xc3\xff" + bad[-7:])
     cases["serpent_unknown_class"] = invoke(SERPENT, serpent_call(
         f"{{'__class__':'os.system','args':('touch {MARKER}',),'__reduce__':'x'}}"))
+    # kwargs that recreate_classes turns into a float (this once hit an unreachable!)
+    cases["serpent_kwargs_float_class"] = invoke(
+        SERPENT, b"# serpent utf-8 python3.2\n('echo','echo',(),{'__class__':'float','value':'1.5'})")
     cases["json_garbage"] = invoke(JSON, b'{"object": [[[[[[[[ \xff')
     cases["json_nested_100000"] = invoke(JSON, b'{"object": ' + b"[" * 100_000)
     cases["json_huge_number"] = invoke(JSON, b'{"object": "echo", "method": "echo", "params": [%s], "kwargs": {}}'
@@ -308,3 +311,33 @@ def test_idle_client_is_dropped_after_commtimeout(server):
     elapsed = time.monotonic() - started
     assert 1.5 < elapsed < 4.5, f"idle client dropped after {elapsed:.1f} s"
     check_served_and_bounded(server, "idle client")
+
+
+BAD_CALLS = {
+    # recreate_classes makes the kwargs a float, which Python cannot pass as **kwargs
+    "kwargs_float_class": "('echo','echo',(),{'__class__':'float','value':'1.5'})",
+    "truncated_tuple": "('echo','echo',(1,2),{}",
+    "vargs_not_a_sequence": "('echo','echo',5,{})",
+    "three_items": "('echo','echo',(1,))",
+    "kwargs_a_list": "('echo','echo',(1,),[])",
+    "trailing_data": "('echo','echo',(1,),{}) 7",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CALLS))
+def test_bad_serpent_calls_are_answered(server, name):
+    """Calls whose target reads fine but whose whole payload is no call: the daemon answers
+    with a SerializeError (never drops the request unanswered), then closes the connection,
+    and serves the next client."""
+    s = handshake(*addr(server["uri"]))
+    with s:
+        s.sendall(invoke(SERPENT, b"# serpent utf-8 python3.2\n" + BAD_CALLS[name].encode()))
+        head = recv_exact(s, HEADER)
+        reply = Pyro4.message.Message.from_header(head)
+        body = recv_exact(s, reply.annotations_size + reply.data_size)[reply.annotations_size:]
+        assert reply.type == Pyro4.message.MSG_RESULT, reply
+        assert reply.flags & Pyro4.message.FLAGS_EXCEPTION, reply
+        error = Pyro4.util.get_serializer("serpent").loads(body)
+        assert isinstance(error, Pyro4.errors.SerializeError), repr(error)
+        assert s.recv(1) == b"", "the connection stays open after a SerializeError"
+    check_served_and_bounded(server, name)

@@ -162,6 +162,17 @@ fn post_handshake_cases(object: &str) -> Vec<(String, Vec<u8>)> {
             ),
         ),
     ));
+    // kwargs that recreate_classes turns into a float (this once hit an unreachable!).
+    cases.push((
+        "serpent_kwargs_float_class".into(),
+        invoke(
+            1,
+            format!(
+                "# serpent utf-8 python3.2\n('{object}','echo',(),{{'__class__':'float','value':'1.5'}})"
+            )
+            .into_bytes(),
+        ),
+    ));
     cases.push((
         "json_garbage".into(),
         invoke(2, b"{\"object\": [[[[[[[[ \xff".to_vec()),

@@ -18,7 +18,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyIterator, PyString, PyTuple};
-use pyro_codec::{Dict, SerializerKind, Value};
+use pyro_codec::{DecodeLimits, Dict, SerializerKind, Value};
 use pyro_runtime::daemon::{
     CallContext, CallFuture, ClientAddr, Dispatch, Fault, Metadata, Outcome, RequestToken,
 };
@@ -541,7 +541,6 @@ impl PyDispatch {
         let core = &self.core;
         let ser = core.ser(ctx.serializer_id());
         let d2c = ser.map(|s| s.dict_to_class.bind(py).clone());
-        let obj = self.entry.bind(py);
         let prepared = (|| -> PyResult<_> {
             let mut items = Vec::with_capacity(args.len());
             // Each value goes as soon as it is converted: a large argument is not held
@@ -556,11 +555,29 @@ impl PyDispatch {
                 let d = convert::to_py(py, &Value::Dict(kwargs), d2c.as_ref())?;
                 Some(d.cast_into::<PyDict>()?)
             };
-            let state = core.current_state(py, ctx)?;
-            Ok((py_args, py_kwargs, state))
+            Ok((py_args, py_kwargs))
         })();
-        let (py_args, py_kwargs, state_obj) = match prepared {
-            Ok(p) => p,
+        match prepared {
+            Ok((py_args, py_kwargs)) => self.call_with(py, ctx, method, py_args, py_kwargs),
+            Err(e) => Err(core.fault_from_err(py, e, ser)),
+        }
+    }
+
+    /// An exposed method of the instance called with Python arguments; a builtin result
+    /// of a plain serpent call comes back as serpent text.
+    fn call_with(
+        &self,
+        py: Python<'_>,
+        ctx: &CallContext,
+        method: &str,
+        py_args: Bound<'_, PyTuple>,
+        py_kwargs: Option<Bound<'_, PyDict>>,
+    ) -> Result<Outcome, Fault> {
+        let core = &self.core;
+        let ser = core.ser(ctx.serializer_id());
+        let obj = self.entry.bind(py);
+        let state_obj = match core.current_state(py, ctx) {
+            Ok(s) => s,
             Err(e) => return Err(core.fault_from_err(py, e, ser)),
         };
         let result = obj
@@ -741,6 +758,34 @@ impl Dispatch for PyObjectDispatch {
                 ))
             })
         }))
+    }
+
+    /// An exposed method of an instance, called on the connection's own lane: the
+    /// arguments are parsed from the serpent text straight into Python objects (with
+    /// Pyro4's `recreate_classes` over them), skipping the value tree. Anything else, or
+    /// a payload this parse does not take as a call, goes the value path.
+    fn call_serpent(
+        &self,
+        ctx: &CallContext,
+        method: &str,
+        payload: &[u8],
+        limits: &DecodeLimits,
+    ) -> Option<CallFuture> {
+        let this = &self.0;
+        if this.is_class || !this.methods.contains(method) || !lanes::on_lane() {
+            return None;
+        }
+        if ctx.msg_flags() & pyro_wire::FLAGS_ONEWAY != 0 && this.core.oneway_threaded {
+            return None;
+        }
+        Python::attach(|py| {
+            let d2c = this.core.ser(ctx.serializer_id())?.dict_to_class.bind(py);
+            let (args, kwargs) = serpent::parse_call(py, payload, limits, method, d2c)?;
+            this.core.track(ctx);
+            Some(CallFuture::Ready(
+                this.call_with(py, ctx, method, args, kwargs),
+            ))
+        })
     }
 
     fn get_attr(&self, ctx: &CallContext, name: &str) -> Result<Value, Fault> {

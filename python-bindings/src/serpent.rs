@@ -148,6 +148,60 @@ pub(crate) fn parse_reply<'py>(
     }
 }
 
+/// A serpent call payload as the daemon's `SerpentSerializer.loadsCall` gives it, for
+/// `method`: the vargs as the call's argument tuple and the kwargs (`None` when empty),
+/// both through Pyro4's `recreate_classes` walk (only when the payload holds a
+/// `__class__` string). `None` when the payload is not exactly such a call (the parser
+/// refuses it, another shape, another method name, a class dict that fails to convert):
+/// the caller then takes the value path, which reports the error as it always has.
+pub(crate) fn parse_call<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    limits: &DecodeLimits,
+    method: &str,
+    dict_to_class: &Bound<'py, PyAny>,
+) -> Option<(Bound<'py, PyTuple>, Option<Bound<'py, PyDict>>)> {
+    let mut b = PyBuilder {
+        py,
+        err: None,
+        class_key: false,
+    };
+    let parsed = serpent::parse_with(data, limits, &mut b).ok()?;
+    if b.err.is_some() {
+        return None;
+    }
+    let call = parsed.cast_exact::<PyTuple>().ok()?;
+    if call.len() != 4
+        || call
+            .get_item(1)
+            .ok()?
+            .cast_exact::<PyString>()
+            .ok()?
+            .to_str()
+            .ok()?
+            != method
+    {
+        return None;
+    }
+    let (mut vargs, mut kwargs) = (call.get_item(2).ok()?, call.get_item(3).ok()?);
+    if b.class_key {
+        vargs = recreate_classes(&vargs, dict_to_class).ok()?;
+        kwargs = recreate_classes(&kwargs, dict_to_class).ok()?;
+    }
+    let args = if let Ok(t) = vargs.cast_exact::<PyTuple>() {
+        t.clone()
+    } else {
+        PyTuple::new(py, vargs.cast_exact::<PyList>().ok()?.iter()).ok()?
+    };
+    let kwargs = if kwargs.is_none() {
+        None
+    } else {
+        let d = kwargs.cast_into_exact::<PyDict>().ok()?;
+        (!d.is_empty()).then_some(d)
+    };
+    Some((args, kwargs))
+}
+
 /// Pyro4's `SerializerBase.recreate_classes` over Python objects: exact sets, lists,
 /// tuples and dicts are rebuilt with their items recreated, a dict with a `__class__`
 /// key goes to `dict_to_class` as it is (its contents are not recreated), anything else

@@ -153,10 +153,17 @@ pub fn decode_call(kind: SerializerKind, bytes: &[u8], limits: &DecodeLimits) ->
     };
     let kwargs = match kwargs {
         Value::None => None,
-        Value::Dict(d) => Some(match fix(Value::Dict(d)) {
-            Value::Dict(d) => d,
-            _ => unreachable!("recreate_classes keeps a dict without __class__ a dict"),
-        }),
+        // A class dict as the whole kwargs (`{'__class__': 'float', ...}`) becomes that
+        // object, which Python cannot pass as `**kwargs`: refused as a bad call.
+        Value::Dict(d) => match fix(Value::Dict(d)) {
+            Value::Dict(d) => Some(d),
+            other => {
+                return Err(Error::Shape(format!(
+                    "call kwargs is a {}, not a dict",
+                    other.type_name()
+                )))
+            }
+        },
         other => {
             return Err(Error::Shape(format!(
                 "call kwargs is a {}, not a dict",
@@ -568,6 +575,15 @@ mod tests {
         assert_eq!(py_repr(&Value::Complex(-1.0, -0.0)), "(-1-0j)");
         assert_eq!(py_repr(&Value::Float(f64::NEG_INFINITY)), "-inf");
         assert_eq!(py_repr(&Value::Bytes(b"a\x00'".to_vec())), "b\"a\\x00'\"");
+    }
+
+    #[test]
+    fn kwargs_that_become_a_float_are_refused() {
+        // Found while adding the daemon's serpent fast path: this used to panic.
+        let doc = b"# serpent utf-8 python3.2\n('o','m',(),{'__class__':'float','value':'1.5'})";
+        let err = decode_call(SerializerKind::Serpent, doc, &DecodeLimits::default())
+            .expect_err("a float is not a kwargs dict");
+        assert!(err.to_string().contains("call kwargs is a float"), "{err}");
     }
 
     #[test]

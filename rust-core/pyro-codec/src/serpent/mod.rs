@@ -128,3 +128,85 @@ pub fn from_slice(bytes: &[u8]) -> Result<Value> {
 pub fn from_slice_with(bytes: &[u8], limits: &DecodeLimits) -> Result<Value> {
     parse_with(bytes, limits, &mut ValueBuilder)
 }
+
+/// The object id and method name of a serpent call payload as serpent writes it
+/// (`# serpent ...` header lines, then `('objid','method',`), read without parsing the
+/// rest. `None` for anything else (escapes in either string, spaces, another layout):
+/// callers then parse the whole payload. It says nothing about the validity of the rest.
+pub fn peek_call_target(payload: &[u8]) -> Option<(&str, &str)> {
+    let mut i = 0;
+    while payload.get(i) == Some(&b'#') {
+        i += memchr::memchr(b'\n', &payload[i..])? + 1;
+    }
+    if payload.get(i) != Some(&b'(') {
+        return None;
+    }
+    let (object, after) = plain_str_at(payload, i + 1)?;
+    if payload.get(after) != Some(&b',') {
+        return None;
+    }
+    let (method, after) = plain_str_at(payload, after + 1)?;
+    if payload.get(after) != Some(&b',') {
+        return None;
+    }
+    Some((object, method))
+}
+
+/// A quoted string literal at `at` with no backslash or line break inside: its text and
+/// the position after the closing quote.
+fn plain_str_at(b: &[u8], at: usize) -> Option<(&str, usize)> {
+    let quote = *b.get(at).filter(|&&q| q == b'\'' || q == b'"')?;
+    let body = &b[at + 1..];
+    let end = memchr::memchr3(quote, b'\\', b'\n', body)?;
+    if body[end] != quote || body[..end].contains(&b'\r') {
+        return None;
+    }
+    let s = std::str::from_utf8(&body[..end]).ok()?;
+    Some((s, at + 1 + end + 1))
+}
+
+#[cfg(test)]
+mod peek_tests {
+    use super::*;
+
+    #[test]
+    fn peek_reads_what_serpent_writes() {
+        let call = Value::Tuple(vec![
+            Value::Str("obj_1f".into()),
+            Value::Str("echo".into()),
+            Value::Tuple(vec![Value::Int(1)]),
+            Value::Dict(Default::default()),
+        ]);
+        let doc = to_vec(&call).unwrap();
+        assert_eq!(peek_call_target(&doc), Some(("obj_1f", "echo")));
+        // serpent picks double quotes for a text holding a single quote.
+        let doc = b"# serpent utf-8 python3.2\n(\"it's\",'m',(),{})";
+        assert_eq!(peek_call_target(doc), Some(("it's", "m")));
+    }
+
+    #[test]
+    fn peek_declines_other_layouts() {
+        for doc in [
+            &b""[..],
+            b"# serpent utf-8 python3.2\n",
+            b"# serpent utf-8 python3.2\n['o','m',(),{}]",
+            b"# serpent utf-8 python3.2\n( 'o','m',(),{})",
+            b"# serpent utf-8 python3.2\n('o\\x41','m',(),{})",
+            b"# serpent utf-8 python3.2\n('o','m')",
+            b"# serpent utf-8 python3.2\n('o','m'",
+            b"# serpent utf-8 python3.2\n('o'",
+            b"# serpent utf-8 python3.2\n('o\n','m',(),{})",
+            b"# serpent utf-8 python3.2\n('o\r','m',(),{})",
+            b"# serpent utf-8 python3.2\n(b'o','m',(),{})",
+            b"# serpent utf-8 python3.2\n('\xff','m',(),{})",
+            b"# no newline",
+        ] {
+            assert_eq!(
+                peek_call_target(doc),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+    }
+}

@@ -3,7 +3,7 @@
 
 use super::DaemonHandle;
 use pyro_codec::envelope::RemoteException;
-use pyro_codec::{Dict, Value};
+use pyro_codec::{DecodeLimits, Dict, Value};
 use pyro_wire::Annotations;
 use std::fmt;
 use std::future::Future;
@@ -379,6 +379,23 @@ pub trait Dispatch: Send + Sync + 'static {
 
     /// Call a method (already checked with [`Dispatch::check_method`]).
     fn call(&self, ctx: CallContext, method: &str, args: Vec<Value>, kwargs: Dict) -> CallFuture;
+
+    /// Call a method with the arguments decoded by the object itself from the request's
+    /// serpent payload (`(object, method, vargs, kwargs)` as text), without the value
+    /// tree: the pyro_rs daemon builds Python arguments straight from the text. Asked for
+    /// a plain serpent call (not batch, not a property) whose method passed
+    /// [`Dispatch::check_method`], within `limits`; the payload must be decoded before
+    /// this returns. `None` declines: the call is then decoded as values and goes to
+    /// [`Dispatch::call`], which also reports any decoding error. The default declines.
+    fn call_serpent(
+        &self,
+        _ctx: &CallContext,
+        _method: &str,
+        _payload: &[u8],
+        _limits: &DecodeLimits,
+    ) -> Option<CallFuture> {
+        None
+    }
 
     /// Read an exposed property (`__getattr__`).
     fn get_attr(&self, ctx: &CallContext, name: &str) -> Result<Value, Fault>;

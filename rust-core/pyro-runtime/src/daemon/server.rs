@@ -513,6 +513,30 @@ impl Conn {
             }
             return true;
         }
+        let correlation_id = correlation(&annotations);
+        let ctx = CallContext {
+            conn: self.info.clone(),
+            seq,
+            msg_flags: flags,
+            serializer_id,
+            annotations: Arc::new(annotations),
+            correlation_id,
+        };
+        if kind == SerializerKind::Serpent && flags & FLAGS_BATCH == 0 {
+            if let Some((future, object, method)) = self.serpent_call(&ctx, &data) {
+                drop(data);
+                self.release_body();
+                let outcome = future.resolve().await.map(|out| match out {
+                    _ if oneway => Reply::Nothing,
+                    Outcome::Value(v) => Reply::Value(v, false),
+                    Outcome::Stream(it) => Reply::Stream(it),
+                    Outcome::Encoded(p) => Reply::Encoded(p),
+                });
+                return self
+                    .reply(seq, kind, outcome, oneway, &object, &method, correlation_id)
+                    .await;
+            }
+        }
         let decoded = envelope::decode_call(kind, self.payload(&data), &self.decode_limits);
         drop(data);
         self.release_body();
@@ -529,15 +553,6 @@ impl Conn {
                 return false;
             }
         };
-        let correlation_id = correlation(&annotations);
-        let ctx = CallContext {
-            conn: self.info.clone(),
-            seq,
-            msg_flags: flags,
-            serializer_id,
-            annotations: Arc::new(annotations),
-            correlation_id,
-        };
         let Call {
             object,
             method,
@@ -547,6 +562,49 @@ impl Conn {
         let outcome = self
             .execute(ctx, &object, &method, args, kwargs, flags)
             .await;
+        self.reply(seq, kind, outcome, oneway, &object, &method, correlation_id)
+            .await
+    }
+
+    /// A plain serpent call the object decodes itself ([`Dispatch::call_serpent`]), when
+    /// the payload names its target in serpent's own layout, the object is there, the
+    /// method resolves and the call runs on this connection (not a oneway call for
+    /// ONEWAY_THREADED, not a property, not the daemon's own object). Returns the started
+    /// call with its object id and method name; `None` leaves the call to the value path.
+    fn serpent_call(
+        &self,
+        ctx: &CallContext,
+        data: &[u8],
+    ) -> Option<(super::dispatch::CallFuture, String, String)> {
+        let payload = self.payload(data);
+        let (object, method) = pyro_codec::serpent::peek_call_target(payload)?;
+        if object == pyro_wire::DAEMON_NAME
+            || method == "__getattr__"
+            || method == "__setattr__"
+            || (ctx.msg_flags & FLAGS_ONEWAY != 0 && self.shared().config.oneway_threaded)
+        {
+            return None;
+        }
+        let obj = self.handle.object(object)?;
+        // A method that does not resolve is reported by the value path, after the whole
+        // call has been decoded (a broken payload is a SerializeError first, as in Pyro4).
+        resolve(obj.as_ref(), method).ok()?;
+        let future = obj.call_serpent(ctx, method, payload, &self.decode_limits)?;
+        Some((future, object.to_owned(), method.to_owned()))
+    }
+
+    /// Answer one call with its outcome. False when the connection must be closed.
+    #[allow(clippy::too_many_arguments)]
+    async fn reply(
+        &mut self,
+        seq: u16,
+        kind: SerializerKind,
+        outcome: Result<Reply, Fault>,
+        oneway: bool,
+        object: &str,
+        method: &str,
+        correlation_id: Uuid,
+    ) -> bool {
         match outcome {
             Ok(Reply::Nothing) => true,
             Ok(Reply::Value(value, batch)) => {
@@ -563,7 +621,7 @@ impl Conn {
                     tracing::debug!("oneway call {object}.{method} failed: {fault}");
                     return true;
                 }
-                let tb = fault.traceback_lines(&object, &method);
+                let tb = fault.traceback_lines(object, method);
                 self.send_exception(seq, kind, &fault, Some(tb), 0, Annotations::new())
                     .await
             }
