@@ -11,6 +11,8 @@ import threading
 import time
 import uuid
 
+import Pyro4
+import Pyro4.errors
 import pyro_rs
 import pyro_rs.util
 import pytest
@@ -159,6 +161,28 @@ def test_batch(proxy):
         assert list(results) == [4]
     b.echo(5)
     assert b(oneway=True) is None
+
+
+def test_batch_adapter_reused(pyro4_server):
+    """One batch adapter run several times, as with Pyro4's: each run sends only the calls
+    made since the last one, and a run that fails to send keeps its calls."""
+    for lib in (pyro_rs, Pyro4):
+        with lib.Proxy(pyro4_server) as p:
+            b = lib.batch(p)
+            for round_ in range(3):
+                for i in range(round_ + 2):
+                    b.echo(i)
+                b.types(())
+                assert list(b()) == [*range(round_ + 2), "tuple"], lib
+            b.echo("kept")
+            p._pyroUri = lib.URI("PYRO:nothing@127.0.0.1:1")  # nothing listens on port 1
+            p._pyroRelease()
+            p._pyroMaxRetries = 0
+            with pytest.raises(lib.errors.CommunicationError):
+                b()
+            p._pyroUri = lib.URI(pyro4_server)
+            b.echo("more")
+            assert list(b()) == ["kept", "more"], lib
 
 
 def test_streaming(proxy):

@@ -681,7 +681,13 @@ class _BatchProxyAdapter:
         self.__calls = []
 
     def __getattr__(self, name):
-        return _BatchedRemoteMethod(self.__calls, name)
+        # Kept in the instance dict: the next lookup of this name is a dict hit, not a
+        # failed attribute lookup (an AttributeError built and cleared) plus this call.
+        # The method holds the call list only, never this adapter, so no cycle forms;
+        # the list is therefore emptied in place after each run.
+        method = _BatchedRemoteMethod(self.__calls, name)
+        self.__dict__[name] = method
+        return method
 
     def __enter__(self):
         return self
@@ -706,14 +712,14 @@ class _BatchProxyAdapter:
             raise errors.PyroError("async oneway calls make no sense")
         if asynchronous:
             return _AsyncRemoteMethod(self, "<asyncbatch>", self.__proxy._pyroMaxRetries)()
-        results = self.__proxy._pyroInvokeBatch(self.__calls, oneway)
-        self.__calls = []
+        results = self.__proxy._pyroInvokeBatch(self.__calls[:], oneway)
+        self.__calls.clear()  # kept when the run failed, as in Pyro4
         if not oneway:
             return self.__resultsgenerator(results)
 
     def _pyroInvoke(self, name, args, kwargs):
-        results = self.__proxy._pyroInvokeBatch(self.__calls)
-        self.__calls = []
+        results = self.__proxy._pyroInvokeBatch(self.__calls[:])
+        self.__calls.clear()
         return self.__resultsgenerator(results)
 
 
