@@ -8,6 +8,8 @@ import enum
 import math
 import os
 import pathlib
+import random
+import struct
 import subprocess
 import sys
 import uuid
@@ -205,3 +207,34 @@ def _same(a, b):
 def test_generated_loads_identical(value, bytes_repr):
     data = serpent.dumps(value, bytes_repr=bytes_repr, indent=True)
     assert _same(rs.loads(data), serpent.loads(data))
+
+
+def test_short_strings_from_the_cache_are_the_right_ones():
+    """Short strs are shared between parses on a thread (a small cache by content): many
+    distinct short strings, colliding in it, repeated and mixed, still decode to what
+    serpent gives."""
+    rnd = random.Random(5)
+    alphabet = "ab\xe9\u20ac\U0001F600'\"\\\n\t"
+    pool = ["", "a", "b", "ab", "ba", "x" * 16, "x" * 17, "\xe9" * 8, "\xe9" * 9, "\U0001F600" * 4,
+            "\U0001F600" * 5] + ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 18)))
+                                 for _ in range(2000)]
+    for round_ in range(3):
+        rnd.shuffle(pool)
+        doc = {s: [s, (s, round_)] for s in pool}
+        data = serpent.dumps(doc)
+        assert rs.loads(data) == serpent.loads(data) == doc
+
+
+def test_float_reprs_match_python():
+    """Floats are written with the shortest round-trip digits, as Python's repr: random bit
+    patterns, ties between two shortest strings (Python picks the even digit), and numbers
+    that look decimal."""
+    rnd = random.Random(11)
+    floats = [-642124391318989.25, 5e-324, 2.5, 0.1 + 0.2, 1e16, 1e-5, 123456789.0 * 10 ** 9]
+    while len(floats) < 60_000:
+        f = struct.unpack("<d", rnd.getrandbits(64).to_bytes(8, "little"))[0]
+        if math.isfinite(f):
+            floats.append(f)
+    floats += [rnd.randint(-10 ** 9, 10 ** 9) * 10.0 ** rnd.randint(-25, 25) for _ in range(20_000)]
+    floats += [rnd.randint(0, 2 ** 53) + 0.25 * rnd.randint(1, 3) for _ in range(20_000)]
+    assert rs.dumps(floats) == serpent.dumps(floats)

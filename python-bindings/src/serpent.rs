@@ -38,11 +38,101 @@ struct PyBuilder<'py> {
     /// Set when any string `__class__` was made: only then can the payload hold a class
     /// dict for Pyro4's `recreate_classes`.
     class_key: bool,
+    cache: StrCache,
+}
+
+impl Drop for PyBuilder<'_> {
+    fn drop(&mut self) {
+        let cache = std::mem::take(&mut self.cache);
+        let _ = STR_CACHE.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                *c = cache;
+            }
+        });
+    }
 }
 
 type Out<'py> = Bound<'py, PyAny>;
 
+/// Strings up to this many UTF-8 bytes go through the [`StrCache`].
+const STR_CACHE_MAX: usize = 16;
+/// Slots of the [`StrCache`] (a power of two).
+const STR_CACHE_SLOTS: usize = 256;
+
+/// Short str objects the parser made recently on this thread, by content (direct-mapped):
+/// serpent documents repeat their dict keys, and a str made before (its hash already
+/// computed by the dict it went into) costs a lookup instead of a new object plus a hash.
+/// str objects are immutable, so sharing one is invisible to Python code.
+#[derive(Default)]
+struct StrCache {
+    slots: Vec<Option<CachedStr>>,
+}
+
+/// One [`StrCache`] slot: the text's length and bytes, and its str object.
+struct CachedStr {
+    len: u8,
+    bytes: [u8; STR_CACHE_MAX],
+    obj: Py<PyString>,
+}
+
+impl StrCache {
+    fn slot(text: &[u8]) -> usize {
+        let mut word = [0u8; STR_CACHE_MAX];
+        word[..text.len()].copy_from_slice(text);
+        let lo = u64::from_le_bytes(word[..8].try_into().unwrap_or_default());
+        let hi = u64::from_le_bytes(word[8..].try_into().unwrap_or_default());
+        let mixed =
+            (lo ^ hi.rotate_left(29) ^ text.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (mixed >> 56) as usize % STR_CACHE_SLOTS
+    }
+
+    fn get<'py>(&mut self, py: Python<'py>, text: &str) -> Bound<'py, PyString> {
+        let bytes = text.as_bytes();
+        if bytes.len() > STR_CACHE_MAX {
+            return PyString::new(py, text);
+        }
+        if self.slots.is_empty() {
+            self.slots.resize_with(STR_CACHE_SLOTS, || None);
+        }
+        let slot = &mut self.slots[Self::slot(bytes)];
+        if let Some(c) = slot {
+            if usize::from(c.len) == bytes.len() && &c.bytes[..bytes.len()] == bytes {
+                return c.obj.bind(py).clone();
+            }
+        }
+        let obj = PyString::new(py, text);
+        let mut kept = [0u8; STR_CACHE_MAX];
+        kept[..bytes.len()].copy_from_slice(bytes);
+        *slot = Some(CachedStr {
+            // Fits: bytes.len() <= STR_CACHE_MAX.
+            len: bytes.len() as u8,
+            bytes: kept,
+            obj: obj.clone().unbind(),
+        });
+        obj
+    }
+}
+
+thread_local! {
+    static STR_CACHE: RefCell<StrCache> = RefCell::new(StrCache::default());
+}
+
 impl<'py> PyBuilder<'py> {
+    /// A builder using this thread's [`StrCache`] (a fresh one if it is in use).
+    fn new(py: Python<'py>) -> Self {
+        let cache = STR_CACHE
+            .try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)).ok())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        PyBuilder {
+            py,
+            err: None,
+            class_key: false,
+            cache,
+        }
+    }
+
     fn keep<T>(&mut self, r: PyResult<T>) -> pyro_codec::Result<T> {
         r.map_err(|e| {
             self.err = Some(e);
@@ -76,7 +166,7 @@ impl<'py> Builder for PyBuilder<'py> {
         if v == "__class__" {
             self.class_key = true;
         }
-        Ok(PyString::new(self.py, v).into_any())
+        Ok(self.cache.get(self.py, v).into_any())
     }
     fn bytes(&mut self, v: &[u8]) -> pyro_codec::Result<Out<'py>> {
         Ok(PyBytes::new(self.py, v).into_any())
@@ -109,11 +199,7 @@ impl<'py> Builder for PyBuilder<'py> {
 /// raises `SerpentParseError`; Python errors (unhashable keys) propagate as they are.
 #[pyfunction]
 pub(crate) fn serpent_parse<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    let mut b = PyBuilder {
-        py,
-        err: None,
-        class_key: false,
-    };
+    let mut b = PyBuilder::new(py);
     let result = serpent::parse_with(data, &DecodeLimits::default(), &mut b);
     if let Some(e) = b.err.take() {
         return Err(e);
@@ -132,11 +218,7 @@ pub(crate) fn parse_reply<'py>(
     limits: &DecodeLimits,
     dict_to_class: &Bound<'py, PyAny>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let mut b = PyBuilder {
-        py,
-        err: None,
-        class_key: false,
-    };
+    let mut b = PyBuilder::new(py);
     let result = serpent::parse_with(data, limits, &mut b);
     if let Some(e) = b.err.take() {
         return Err(e);
@@ -161,11 +243,7 @@ pub(crate) fn parse_call<'py>(
     method: &str,
     dict_to_class: &Bound<'py, PyAny>,
 ) -> Option<(Bound<'py, PyTuple>, Option<Bound<'py, PyDict>>)> {
-    let mut b = PyBuilder {
-        py,
-        err: None,
-        class_key: false,
-    };
+    let mut b = PyBuilder::new(py);
     let parsed = serpent::parse_with(data, limits, &mut b).ok()?;
     if b.err.is_some() {
         return None;
@@ -999,12 +1077,16 @@ impl FastWriter {
     /// Python's own `repr`, as the full walker does, so "printable" follows the running
     /// interpreter's Unicode tables (and lone surrogates, which have no UTF-8, are escaped).
     fn string(&mut self, s: &Bound<'_, PyString>) -> PyResult<bool> {
-        if self.limit != usize::MAX && self.buf.len().saturating_add(s.len()?) > self.limit {
+        // The length in code points, straight from the str (no generic len() dispatch).
+        // SAFETY: `s` is a live str object and the GIL is held.
+        let chars = unsafe { pyo3::ffi::PyUnicode_GetLength(s.as_ptr()) };
+        let chars = usize::try_from(chars).map_err(|_| PyErr::fetch(s.py()))?;
+        if self.limit != usize::MAX && self.buf.len().saturating_add(chars) > self.limit {
             return Ok(false);
         }
         // A str is ASCII exactly when its UTF-8 has one byte per code point (both O(1)).
         match s.to_str() {
-            Ok(t) if s.len()? == t.len() => serpent::text::str_repr(&mut self.buf, t),
+            Ok(t) if chars == t.len() => serpent::text::str_repr(&mut self.buf, t),
             _ => {
                 let r = s.repr()?;
                 self.buf.extend_from_slice(r.to_str()?.as_bytes());

@@ -357,29 +357,10 @@ pub(crate) fn write_complex(out: &mut Vec<u8>, re: f64, im: f64) {
     out.extend_from_slice(b"j)");
 }
 
-/// A small stack buffer for `{:e}` output.
-struct StackBuf {
-    buf: [u8; 48],
-    len: usize,
-}
-
-impl std::fmt::Write for StackBuf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        if end > self.buf.len() {
-            return Err(std::fmt::Error);
-        }
-        self.buf[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-/// Python's `repr(float)` for a finite float: shortest round-trip digits (Rust's `{:e}`
-/// gives the same digits as CPython's `float_repr_style='short'`), laid out positionally
-/// when the decimal exponent is in -4..16, else as `d.ddde+XX`.
+/// Python's `repr(float)` for a finite float: the shortest round-trip digits (what
+/// CPython's `float_repr_style='short'` prints), laid out positionally when the decimal
+/// exponent is in -4..16, else as `d.ddde+XX`.
 pub(crate) fn write_float_repr(out: &mut Vec<u8>, f: f64) {
-    use std::fmt::Write as _;
     // Fast path: integral values below 1e16 print as the integer plus ".0" (the digits
     // are exact, and Python uses positional notation up to exponent 15).
     if f.fract() == 0.0 && f.abs() < 1e16 && !(f == 0.0 && f.is_sign_negative()) {
@@ -387,43 +368,78 @@ pub(crate) fn write_float_repr(out: &mut Vec<u8>, f: f64) {
         out.extend_from_slice(b".0");
         return;
     }
-    let mut sb = StackBuf {
-        buf: [0; 48],
-        len: 0,
-    };
-    if write!(sb, "{f:e}").is_err() {
-        // Cannot happen (at most 24 bytes); fall back to Rust's own layout.
-        out.extend_from_slice(f.to_string().as_bytes());
-        return;
+    let mut buf = zmij::Buffer::new();
+    let (neg, digits, exp) = shortest_digits(buf.format_finite(f).as_bytes());
+    lay_out_float(out, neg, digits.as_slice(), exp);
+}
+
+/// Significant digits of a float (at most 17 of them for an f64).
+struct Digits {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl Digits {
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
-    let s = &sb.buf[..sb.len];
+}
+
+/// Sign, significant digits (no leading or trailing zeros) and decimal exponent of the
+/// first digit, from a float printed as `[-]ddd[.ddd][e[+-]dd]` in any layout.
+fn shortest_digits(s: &[u8]) -> (bool, Digits, i32) {
     let (neg, s) = match s.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, s),
     };
-    let epos = s.iter().position(|&c| c == b'e').unwrap_or(s.len());
-    let mant = &s[..epos];
+    let epos = s
+        .iter()
+        .position(|&c| c == b'e' || c == b'E')
+        .unwrap_or(s.len());
     let mut exp: i32 = 0;
     let mut exp_neg = false;
     for &c in s.get(epos + 1..).unwrap_or(&[]) {
         match c {
             b'-' => exp_neg = true,
-            b'0'..=b'9' => exp = exp * 10 + i32::from(c - b'0'),
+            b'0'..=b'9' => exp = exp.saturating_mul(10).saturating_add(i32::from(c - b'0')),
             _ => {}
         }
     }
     if exp_neg {
         exp = -exp;
     }
-    let mut digits = [0u8; 24];
-    let mut n = 0;
-    for &c in mant {
-        if c != b'.' && n < digits.len() {
-            digits[n] = c;
-            n += 1;
+    let mant = &s[..epos];
+    let int_len = mant.iter().position(|&c| c == b'.').unwrap_or(mant.len());
+    let mut d = Digits {
+        buf: [0; 32],
+        len: 0,
+    };
+    // Exponent of the first digit written, before leading zeros are dropped.
+    let mut first_exp = exp.saturating_add(int_len as i32 - 1);
+    for &c in mant.iter().filter(|&&c| c != b'.') {
+        if d.len == 0 && c == b'0' {
+            first_exp -= 1;
+            continue;
+        }
+        if d.len < d.buf.len() {
+            d.buf[d.len] = c;
+            d.len += 1;
         }
     }
-    let digits = &digits[..n];
+    while d.len > 0 && d.buf[d.len - 1] == b'0' {
+        d.len -= 1;
+    }
+    if d.len == 0 {
+        d.buf[0] = b'0';
+        d.len = 1;
+        first_exp = 0;
+    }
+    (neg, d, first_exp)
+}
+
+/// Python's layout of a float from its significant digits and decimal exponent.
+fn lay_out_float(out: &mut Vec<u8>, neg: bool, digits: &[u8], exp: i32) {
+    let n = digits.len();
     if neg {
         out.push(b'-');
     }
@@ -460,6 +476,71 @@ pub(crate) fn write_float_repr(out: &mut Vec<u8>, f: f64) {
     }
 }
 
+#[cfg(test)]
+mod float_repr_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Digit count of Rust's own shortest `{:e}` output.
+    fn rust_digits(f: f64) -> usize {
+        shortest_digits(format!("{f:e}").as_bytes()).1.len
+    }
+
+    fn ours(f: f64) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_float_repr(&mut out, f);
+        out
+    }
+
+    #[test]
+    fn known_reprs() {
+        for (f, text) in [
+            (1234.5678, "1234.5678"),
+            (0.1, "0.1"),
+            (1e16, "1e+16"),
+            (1.5e-7, "1.5e-07"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-0.0, "-0.0"),
+            (123456789012345680.0, "1.2345678901234568e+17"),
+            (5e-324, "5e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (9007199254740993.0, "9007199254740992.0"),
+            (-2.5e-5, "-2.5e-05"),
+            // -642124391318989.25, a tie between two shortest strings: CPython (and zmij)
+            // pick the even digit, Rust's `{:e}` the odd one (...989.3).
+            (
+                f64::from_bits(14_051_864_232_899_128_938),
+                "-642124391318989.2",
+            ),
+        ] {
+            assert_eq!(String::from_utf8(ours(f)).unwrap(), text, "{f:e}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn shortest_and_round_trips(bits in any::<u64>()) {
+            let f = f64::from_bits(bits);
+            prop_assume!(f.is_finite());
+            let text = String::from_utf8(ours(f)).unwrap();
+            prop_assert_eq!(text.parse::<f64>().unwrap().to_bits(), f.to_bits(), "{}", text);
+            let (_, digits, _) = shortest_digits(text.as_bytes());
+            prop_assert_eq!(digits.len, rust_digits(f), "{}", text);
+        }
+
+        #[test]
+        fn decimal_looking_floats_round_trip(m in 0i64..100_000_000, e in -30i32..30) {
+            let f = m as f64 * 10f64.powi(e);
+            prop_assume!(f.is_finite());
+            let text = String::from_utf8(ours(f)).unwrap();
+            prop_assert_eq!(text.parse::<f64>().unwrap().to_bits(), f.to_bits(), "{}", text);
+            prop_assert_eq!(shortest_digits(text.as_bytes()).1.len, rust_digits(f), "{}", text);
+        }
+    }
+}
+
 /// Word-at-a-time byte tests (SWAR) for the parser's string-literal scanner.
 pub(crate) mod swar {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -479,6 +560,20 @@ pub(crate) mod swar {
             m |= w;
         }
         m & HIGHS
+    }
+
+    /// Non-zero when some byte of `w` is `quote`, a backslash or `\n`: what ends a plain
+    /// run in a one-line str literal of input without `\r`. Zero is exact, and so is the
+    /// lowest flag.
+    #[inline]
+    pub(crate) fn str_stop(w: u64, quote: u8) -> u64 {
+        let q = w ^ (ONES * u64::from(quote));
+        let bs = w ^ (ONES * u64::from(b'\\'));
+        let nl = w ^ (ONES * u64::from(b'\n'));
+        ((q.wrapping_sub(ONES) & !q)
+            | (bs.wrapping_sub(ONES) & !bs)
+            | (nl.wrapping_sub(ONES) & !nl))
+            & HIGHS
     }
 
     /// Index of the byte of the lowest flag in a non-zero stop mask: the first stop byte

@@ -154,7 +154,8 @@ pub fn parse_with<B: Builder>(
         nest: 0,
         limits: *limits,
         builder,
-        stack: Vec::new(),
+        // Room for a small document's items without regrowing.
+        stack: Vec::with_capacity(16),
         scratch,
         scratch_bytes,
         no_cr: memchr::memchr(b'\r', bytes).is_none(),
@@ -289,7 +290,19 @@ impl<B: Builder> Parser<'_, '_, B> {
 
     /// Skip whitespace, comments and line continuations; newlines too inside brackets
     /// (Python's tokenizer emits no NEWLINE token there).
+    #[inline(always)]
     fn ws(&mut self) -> Result<()> {
+        // Compact serpent has no whitespace between tokens: a printable byte other than
+        // a comment sign or a backslash ends it at once.
+        match self.b.get(self.pos) {
+            Some(&c) if c > b' ' && c != b'#' && c != b'\\' => Ok(()),
+            None => Ok(()),
+            Some(_) => self.ws_slow(),
+        }
+    }
+
+    #[inline(never)]
+    fn ws_slow(&mut self) -> Result<()> {
         while let Some(c) = self.peek() {
             match c {
                 b' ' | b'\t' | b'\x0c' => self.pos += 1,
@@ -766,6 +779,11 @@ impl<B: Builder> Parser<'_, '_, B> {
 
     /// True when a string literal (with optional prefix) starts at the current position.
     fn at_string_start(&self) -> bool {
+        match self.b.get(self.pos) {
+            Some(b'\'' | b'"') => return true,
+            Some(c) if c.is_ascii_alphabetic() => {}
+            _ => return false,
+        }
         let mut i = self.pos;
         while i < self.b.len() && i - self.pos < 3 && self.b[i].is_ascii_alphabetic() {
             i += 1;
@@ -904,6 +922,12 @@ impl<B: Builder> Parser<'_, '_, B> {
 
     /// Reads the prefix and opening quote(s): (bytes, raw, quote char, triple).
     fn string_prefix(&mut self) -> Result<(bool, bool, u8, bool)> {
+        if let Some(&quote @ (b'\'' | b'"')) = self.b.get(self.pos) {
+            // No prefix (what serpent writes for str).
+            let triple = self.peek_at(1) == Some(quote) && self.peek_at(2) == Some(quote);
+            self.pos += if triple { 3 } else { 1 };
+            return Ok((false, false, quote, triple));
+        }
         let (mut is_bytes, mut raw) = (false, false);
         while let Some(c) = self.peek() {
             match c.to_ascii_lowercase() {
@@ -925,9 +949,21 @@ impl<B: Builder> Parser<'_, '_, B> {
 
     /// Index of the first byte from `i` that ends a plain run inside a literal.
     fn scan_plain(&self, mut i: usize, quote: u8, is_bytes: bool) -> usize {
-        use super::encode::swar::{first, literal_stop, words};
+        use super::encode::swar::{self, first, literal_stop, words};
         let b = self.b;
         if self.no_cr && !is_bytes {
+            // Short literals (keys, names) end within a few bytes: two words tested at
+            // once are cheaper than setting up the SIMD search.
+            for _ in 0..2 {
+                let Some(word) = b.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) else {
+                    break;
+                };
+                let stop = swar::str_stop(u64::from_le_bytes(word), quote);
+                if stop != 0 {
+                    return i + first(stop);
+                }
+                i += 8;
+            }
             return memchr::memchr3(quote, b'\\', b'\n', &b[i..]).map_or(b.len(), |n| i + n);
         }
         loop {
