@@ -1077,21 +1077,22 @@ impl FastWriter {
     /// Python's own `repr`, as the full walker does, so "printable" follows the running
     /// interpreter's Unicode tables (and lone surrogates, which have no UTF-8, are escaped).
     fn string(&mut self, s: &Bound<'_, PyString>) -> PyResult<bool> {
-        // The length in code points, straight from the str (no generic len() dispatch).
-        // SAFETY: `s` is a live str object and the GIL is held.
-        let chars = unsafe { pyo3::ffi::PyUnicode_GetLength(s.as_ptr()) };
-        let chars = usize::try_from(chars).map_err(|_| PyErr::fetch(s.py()))?;
-        if self.limit != usize::MAX && self.buf.len().saturating_add(chars) > self.limit {
-            return Ok(false);
-        }
-        // A str is ASCII exactly when its UTF-8 has one byte per code point (both O(1)).
         match s.to_str() {
-            Ok(t) if chars == t.len() => serpent::text::str_repr(&mut self.buf, t),
-            _ => {
-                let r = s.repr()?;
-                self.buf.extend_from_slice(r.to_str()?.as_bytes());
+            Ok(t) => {
+                // The UTF-8 length bounds what the repr adds (no generic len() call).
+                if self.buf.len().saturating_add(t.len()) > self.limit {
+                    return Ok(false);
+                }
+                if t.is_ascii() {
+                    serpent::text::str_repr(&mut self.buf, t);
+                    return Ok(true);
+                }
             }
+            Err(_) if self.limit != usize::MAX => return Ok(false),
+            Err(_) => {}
         }
+        let r = s.repr()?;
+        self.buf.extend_from_slice(r.to_str()?.as_bytes());
         Ok(true)
     }
 }

@@ -722,10 +722,12 @@ fn copy_run(out: &mut Vec<u8>, b: &[u8], from: usize, to: usize) {
 ///
 /// The text is tested a block at a time for bytes that may need escaping; the plain runs
 /// between them are copied whole.
+#[inline]
 pub(crate) fn write_str_repr(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     // Short plain text (dict keys, names) in one byte loop: no quote choice to make and
-    // nothing to escape, so it is copied between single quotes.
+    // nothing to escape, so it is copied between single quotes. Inlined into the caller;
+    // everything else is out of line.
     if b.len() <= BLOCK && b.iter().all(|&c| c < 0x80 && PLAIN_ASCII[c as usize]) {
         out.reserve(b.len() + 2);
         out.push(b'\'');
@@ -733,6 +735,12 @@ pub(crate) fn write_str_repr(out: &mut Vec<u8>, s: &str) {
         out.push(b'\'');
         return;
     }
+    write_str_repr_general(out, b);
+}
+
+/// [`write_str_repr`] for text that needs a quote choice, escapes or a long scan.
+#[inline(never)]
+fn write_str_repr_general(out: &mut Vec<u8>, b: &[u8]) {
     if b.len() >= 2 * BLOCK {
         if let Some(quote) = plain_text_quote(b) {
             write_text_repr(out, b, quote);
