@@ -229,6 +229,32 @@ enum Expr<O> {
     Num(Num, Form),
 }
 
+/// The run of decimal digits at `at` and its value, eight bytes at a time (SWAR), when
+/// eight bytes are there to read and the run is shorter than eight digits; `None` leaves
+/// the number to the byte loop.
+#[inline]
+fn digit_word(b: &[u8], at: usize) -> Option<(usize, i64)> {
+    let word = <[u8; 8]>::try_from(b.get(at..at + 8)?).ok()?;
+    // Bytes below the first non-digit are digits, so no borrow or carry reaches it: its
+    // flag is exact (flags above it may not be, and are not used).
+    let d = u64::from_le_bytes(word).wrapping_sub(0x3030_3030_3030_3030);
+    let non_digit = (d.wrapping_add(0x7676_7676_7676_7676) | d) & 0x8080_8080_8080_8080;
+    if non_digit == 0 {
+        return None;
+    }
+    let n = (non_digit.trailing_zeros() / 8) as usize;
+    if n == 0 {
+        return Some((0, 0));
+    }
+    // The n digits to the top bytes (leading zeros below), then pairs, quads, eight.
+    let mut x = d << (8 * (8 - n));
+    x = ((x & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561)) >> 8;
+    x = ((x & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601)) >> 16;
+    x = ((x & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001)) >> 32;
+    // At most 99,999,999.
+    Some((n, x as i64))
+}
+
 struct Parser<'s, 'b, B: Builder> {
     src: &'s str,
     b: &'s [u8],
@@ -641,17 +667,23 @@ impl<B: Builder> Parser<'_, '_, B> {
             let start = self.pos;
             let neg = b.get(start) == Some(&b'-');
             let first = start + usize::from(neg);
-            let mut j = first;
-            let mut v: i64 = 0;
-            while let Some(&c) = b.get(j) {
-                let d = c.wrapping_sub(b'0');
-                if d > 9 || j - first == 18 {
-                    break;
+            let (n, v) = match digit_word(b, first) {
+                Some(nv) => nv,
+                None => {
+                    let mut j = first;
+                    let mut v: i64 = 0;
+                    while let Some(&c) = b.get(j) {
+                        let d = c.wrapping_sub(b'0');
+                        if d > 9 || j - first == 18 {
+                            break;
+                        }
+                        v = v * 10 + i64::from(d);
+                        j += 1;
+                    }
+                    (j - first, v)
                 }
-                v = v * 10 + i64::from(d);
-                j += 1;
-            }
-            let n = j - first;
+            };
+            let j = first + n;
             if n == 0 || n > self.limits.max_int_digits || (n > 1 && b[first] == b'0') {
                 return Ok(false);
             }
@@ -1325,6 +1357,52 @@ fn big_to_num(b: BigInt) -> Num {
     match b.to_i64() {
         Some(i) => Num::Int(i),
         None => Num::Big(b),
+    }
+}
+
+#[cfg(test)]
+mod digit_word_tests {
+    use super::digit_word;
+
+    fn scalar(b: &[u8]) -> (usize, i64) {
+        let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        let v = b[..n]
+            .iter()
+            .fold(0i64, |v, &c| v * 10 + i64::from(c - b'0'));
+        (n, v)
+    }
+
+    #[test]
+    fn digit_runs_match_the_byte_loop() {
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for v in (0..100_000_000u64)
+            .step_by(9_973)
+            .chain([0, 9, 10, 99_999_999, 12_345_678])
+        {
+            for tail in [&b","[..], b"]", b")", b"}", b".5,", b"e3,", b"j,", b"x"] {
+                let mut t = v.to_string().into_bytes();
+                t.extend_from_slice(tail);
+                t.extend_from_slice(b"        ");
+                cases.push(t);
+            }
+        }
+        for odd in [
+            &b"0123,   "[..],
+            b"-1,     ",
+            b",5      ",
+            b"00000000,",
+            b"123456789,",
+            b"1\xff     ",
+        ] {
+            cases.push(odd.to_vec());
+        }
+        for c in &cases {
+            if let Some(got) = digit_word(c, 0) {
+                assert_eq!(got, scalar(c), "{:?}", String::from_utf8_lossy(c));
+            } else {
+                assert!(c.len() < 8 || scalar(c).0 >= 8, "{:?}", String::from_utf8_lossy(c));
+            }
+        }
     }
 }
 
