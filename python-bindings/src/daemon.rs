@@ -760,6 +760,10 @@ impl Dispatch for PyObjectDispatch {
         }))
     }
 
+    fn decodes_serpent(&self) -> bool {
+        true
+    }
+
     /// An exposed method of an instance, called on the connection's own lane: the
     /// arguments are parsed from the serpent text straight into Python objects (with
     /// Pyro4's `recreate_classes` over them), skipping the value tree. Anything else, or

@@ -1400,7 +1400,11 @@ mod digit_word_tests {
             if let Some(got) = digit_word(c, 0) {
                 assert_eq!(got, scalar(c), "{:?}", String::from_utf8_lossy(c));
             } else {
-                assert!(c.len() < 8 || scalar(c).0 >= 8, "{:?}", String::from_utf8_lossy(c));
+                assert!(
+                    c.len() < 8 || scalar(c).0 >= 8,
+                    "{:?}",
+                    String::from_utf8_lossy(c)
+                );
             }
         }
     }

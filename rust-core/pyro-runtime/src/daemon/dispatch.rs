@@ -380,6 +380,12 @@ pub trait Dispatch: Send + Sync + 'static {
     /// Call a method (already checked with [`Dispatch::check_method`]).
     fn call(&self, ctx: CallContext, method: &str, args: Vec<Value>, kwargs: Dict) -> CallFuture;
 
+    /// True when [`Dispatch::call_serpent`] may take calls. While no registered object
+    /// says so, the daemon does not look for such calls at all. The default is false.
+    fn decodes_serpent(&self) -> bool {
+        false
+    }
+
     /// Call a method with the arguments decoded by the object itself from the request's
     /// serpent payload (`(object, method, vargs, kwargs)` as text), without the value
     /// tree: the pyro_rs daemon builds Python arguments straight from the text. Asked for

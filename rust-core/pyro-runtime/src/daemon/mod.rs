@@ -78,6 +78,9 @@ struct Registry {
 pub(crate) struct Shared {
     config: Arc<Config>,
     objects: RwLock<Registry>,
+    /// How many registered objects decode serpent calls themselves
+    /// ([`Dispatch::decodes_serpent`]); while none does, a connection skips that path.
+    pub(crate) serpent_objects: AtomicUsize,
     streams: Streams,
     location: Location,
     location_str: String,
@@ -234,7 +237,16 @@ impl DaemonHandle {
         } else {
             reg.order.push(id.clone());
         }
-        reg.by_id.insert(id.clone(), obj);
+        let counts = usize::from(obj.decodes_serpent());
+        let replaced = reg.by_id.insert(id.clone(), obj);
+        let counted = replaced.map_or(0, |o| usize::from(o.decodes_serpent()));
+        // Updated under the registry lock, so the count matches the registry.
+        self.shared
+            .serpent_objects
+            .fetch_add(counts, Ordering::Relaxed);
+        self.shared
+            .serpent_objects
+            .fetch_sub(counted, Ordering::Relaxed);
         drop(reg);
         Ok(self.uri_for(&id))
     }
@@ -248,8 +260,11 @@ impl DaemonHandle {
             ));
         }
         let mut reg = self.shared.objects.write().map_err(|_| poisoned())?;
-        if reg.by_id.remove(id).is_some() {
+        if let Some(obj) = reg.by_id.remove(id) {
             reg.order.retain(|o| o != id);
+            if obj.decodes_serpent() {
+                self.shared.serpent_objects.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         Ok(())
     }
@@ -573,6 +588,7 @@ impl DaemonBuilder {
         let shared = Arc::new(Shared {
             config,
             objects: RwLock::new(Registry::default()),
+            serpent_objects: AtomicUsize::new(0),
             streams: Streams::default(),
             location,
             location_str,

@@ -522,7 +522,10 @@ impl Conn {
             annotations: Arc::new(annotations),
             correlation_id,
         };
-        if kind == SerializerKind::Serpent && flags & FLAGS_BATCH == 0 {
+        if kind == SerializerKind::Serpent
+            && flags & FLAGS_BATCH == 0
+            && self.shared().serpent_objects.load(Ordering::Relaxed) > 0
+        {
             if let Some((future, object, method)) = self.serpent_call(&ctx, &data) {
                 drop(data);
                 self.release_body();
@@ -585,7 +588,7 @@ impl Conn {
         {
             return None;
         }
-        let obj = self.handle.object(object)?;
+        let obj = self.handle.object(object).filter(|o| o.decodes_serpent())?;
         // A method that does not resolve is reported by the value path, after the whole
         // call has been decoded (a broken payload is a SerializeError first, as in Pyro4).
         resolve(obj.as_ref(), method).ok()?;
