@@ -260,14 +260,19 @@ def codec(args):
     libs = codec_libs()
     if args.only:
         libs = [lib for lib in libs if lib[0] in args.only.split(",")]
-    for name, dumps, loads in libs:
-        for pname, value in codec_payloads():
-            encoded = dumps(value)
-            for op, fn, arg in (("dumps", dumps, value), ("loads", loads, encoded)):
+    # Each run of a payload and operation is taken for every library in turn: the machine's
+    # speed drifts, and the libraries compared must see the same drift.
+    for pname, value in codec_payloads():
+        for op in ("dumps", "loads"):
+            cases = []
+            for name, dumps, loads in libs:
+                encoded = dumps(value)
+                fn, arg = (dumps, value) if op == "dumps" else (loads, encoded)
                 for _ in range(2):
                     fn(arg)
-                rates = []
-                for _ in range(args.runs):
+                cases.append((name, fn, arg, len(encoded), []))
+            for _ in range(args.runs):
+                for _name, fn, arg, _size, rates in cases:
                     start = time.perf_counter()
                     deadline = start + args.duration
                     n = 0
@@ -275,8 +280,9 @@ def codec(args):
                         fn(arg)
                         n += 1
                     rates.append(n / (time.perf_counter() - start))
+            for name, _fn, _arg, size, rates in cases:
                 rows.append({"codec": name, "payload": pname, "op": op,
-                             "runs": [round(r, 3) for r in rates], "size": len(encoded)})
+                             "runs": [round(r, 3) for r in rates], "size": size})
     print(json.dumps({"rows": rows}), flush=True)
 
 

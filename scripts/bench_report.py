@@ -415,8 +415,11 @@ def machine_lines(b, args, elapsed):
         f"- machine: {cpu}, {os.cpu_count() or 0} CPUs (`os.cpu_count()`), Linux {platform.release()}",
         "- {}; Python {}; Pyro4 {}; serpent {}; pyro_rs {} ({} build of the extension)".format(cmd(["rustc", "--version"]), versions[0], versions[1], versions[2], versions[3], args.build),
         f"- Rust binaries: `target/{args.build}/pyro-bench`, `pyro-ns` ({args.build} profile)",
-        "- mode: {}; {} runs per figure of {:.2f} s each (calls bounded per run too); wall time {:.0f} s".format(
-            "QUICK smoke run (numbers not meaningful)" if b.quick else "full", b.runs, b.duration, elapsed),
+        "- mode: {}; {} runs per figure of {:.2f} s each (calls bounded per run too){}; wall time {:.0f} s".format(
+            "QUICK smoke run (numbers not meaningful)" if b.quick else "full", b.runs, b.duration,
+            (f", taken in {b.rounds} rounds: each round measures every pair once, so both sides of a "
+             "ratio are sampled across the same minutes (this machine's speed drifts)") if b.rounds > 1 else "",
+            elapsed),
     ]
 
 
@@ -432,7 +435,8 @@ How each side was pinned:
   what a user sees; it is reported beside the pinned figure.
 - Rust processes size their tokio runtime from the CPU affinity (a current-thread runtime when
   pinned); the pyro_rs daemon runs each connection on a thread of its own (its lanes).
-- Codec figures are single-process CPU loops, measured pinned to CPU 0.
+- Codec figures are single-process CPU loops, measured pinned to CPU 0; each run of a
+  payload and operation is taken for every library in turn before the next run.
 
 Each figure is the median of the runs, with [min-max] beside it. Ratios divide medians.
 """

@@ -34,6 +34,13 @@ class Bench:
         self.rns = os.path.join(args.bindir, "pyro-ns")
         self.quick = args.quick
         self.runs = 5
+        # Machine speed drifts by tens of percent over minutes here: a full run measures
+        # every pair once per round (one run each), so the runs of both sides of a ratio
+        # are spread over the same minutes instead of taken back to back.
+        self.rounds = 1 if self.quick else self.runs
+        self.round = 0
+        self.round_done = set()
+        self.acc = {}  # key -> runs, calls and server CPU gathered over the rounds
         self.duration = 0.03 if self.quick else 0.4
         self.codec_duration = 0.01 if self.quick else 0.15
         self.results = {}  # (client, server, workload, conns, pinned) -> result dict
@@ -127,9 +134,10 @@ class Bench:
         return [self.py, BENCH_PY, "client", "--impl", impl, "--uri", uri, "--workload", workload,
                 "--conns", str(conns)] + shape
 
-    def shape(self, workload):
+    def shape(self, workload, runs=None):
         max_calls = 200000 if workload not in ("bytes",) else 2000
-        return ["--runs", str(self.runs), "--duration", str(self.duration), "--max-calls", str(max_calls)]
+        runs = runs if runs is not None else self.runs // self.rounds
+        return ["--runs", str(runs), "--duration", str(self.duration), "--max-calls", str(max_calls)]
 
     def run_json(self, cmd, pinned, timeout=120):
         r = subprocess.run(self.pin(cmd, pinned), check=False, capture_output=True, text=True, timeout=timeout,
@@ -144,37 +152,61 @@ class Bench:
         return (server == "pyro_rs") and not self.has_pyro_rs_daemon
 
     def measure(self, client, server, workload, conns, pinned):
+        """One invocation of this pair in the current round; its runs, calls and the
+        server's CPU are added to the pair's totals (see finalize)."""
         key = (client, server, workload, conns, pinned)
         # ping-rss: a ping load on a freshly started server, for its peak RSS.
         fresh = workload == "ping-rss"
         workload = "ping" if fresh else workload
-        if key in self.results:
-            return self.results[key]
+        if key in self.results or key in self.round_done:
+            return
+        self.round_done.add(key)
+        acc = self.acc.setdefault(key, {"runs": [], "calls": 0, "cpu": 0.0, "rss": 0})
+        if "error" in acc or "pending" in acc:
+            return
         if self.needs_pyro_rs_daemon(client, server):
-            self.results[key] = {"pending": True}
-            return self.results[key]
+            acc["pending"] = True
+            return
+        runs = self.runs if fresh else None
         label = "{} -> {} {} x{} {}".format(client, server, workload, conns, "pinned" if pinned else "unpinned")
+        if self.rounds > 1 and not fresh:
+            label += f" (round {self.round + 1}/{self.rounds})"
         self.log(label)
         try:
             if server in ("raw", "raw-tokio"):
                 p, addr = self.server_kind_raw(pinned, server == "raw-tokio")
-                cmd = [self.rbench, "raw-client", "--addr", addr, "--conns", str(conns)] + self.shape("raw")
+                cmd = [self.rbench, "raw-client", "--addr", addr, "--conns", str(conns)] + self.shape("raw", runs)
             else:
                 p, uri = self.server(server, pinned, fresh=fresh)
-                cmd = self.client_cmd(client, uri, workload, conns, self.shape(workload))
+                cmd = self.client_cmd(client, uri, workload, conns, self.shape(workload, runs))
             cpu0 = cpu_seconds(p.pid)
             out = self.run_json(cmd, pinned)
             cpu1 = cpu_seconds(p.pid)
-            res = summarize(out["runs"])
-            res["server_cpu_us_per_call"] = (cpu1 - cpu0) / max(1, out["total_calls"]) * 1e6
-            res["server_rss_kb"] = rss_hwm_kb(p.pid)
+            acc["runs"] += out["runs"]
+            acc["calls"] += out["total_calls"]
+            acc["cpu"] += cpu1 - cpu0
+            acc["rss"] = rss_hwm_kb(p.pid)
             if fresh:
                 self.stop(p)
         except Exception as e:  # noqa: BLE001 - a failed row is reported, the rest still runs
             self.log(f"FAILED: {e}")
-            res = {"error": str(e).splitlines()[0][:200]}
-        self.results[key] = res
-        return res
+            acc["error"] = str(e).splitlines()[0][:200]
+
+    def finalize(self):
+        """Turn the totals gathered so far into results: median and range of the runs,
+        server CPU per call over all of them."""
+        for key, acc in self.acc.items():
+            if key in self.results:
+                continue
+            if acc.get("pending"):
+                self.results[key] = {"pending": True}
+            elif "error" in acc or not acc["runs"]:
+                self.results[key] = {"error": acc.get("error", "no runs")}
+            else:
+                res = summarize(acc["runs"])
+                res["server_cpu_us_per_call"] = acc["cpu"] / max(1, acc["calls"]) * 1e6
+                res["server_rss_kb"] = acc["rss"]
+                self.results[key] = res
 
     def server_kind_raw(self, pinned, tokio=False):
         # The thread-per-connection echo is the one-connection floor; the tokio one (epoll,
@@ -186,6 +218,14 @@ class Bench:
         return self.servers[key]
 
     def pass_(self, pinned):
+        for r in range(self.rounds):
+            self.round = r
+            self.round_done = set()
+            self.pass_round(pinned)
+        self.finalize()
+        self.stop_all()
+
+    def pass_round(self, pinned):
         conc = self.conc
         m = self.measure
         m("rust", "raw", "raw", 1, pinned)
@@ -208,12 +248,13 @@ class Bench:
         for op in ("lookup", "register"):
             for c, s in [("rust", "rust-ns"), ("pyro4", "pyro4-ns"), ("pyro_rs", "rust-ns")]:
                 m(c, s, op, 1, pinned)
-        self.stop_all()
 
     def rss_pass(self):
         n = self.conc[-1]
+        self.round_done = set()
         for s in ("rust", "pyro4-thread", "pyro4-multiplex", "pyro_rs"):
             self.measure("rust", s, "ping-rss", n, True)
+        self.finalize()
 
     def codecs(self):
         shape = ["--runs", str(self.runs), "--duration", str(self.codec_duration), "--max-calls", "1000000"]
