@@ -529,12 +529,7 @@ impl Conn {
             if let Some((future, object, method)) = self.serpent_call(&ctx, &data) {
                 drop(data);
                 self.release_body();
-                let outcome = future.resolve().await.map(|out| match out {
-                    _ if oneway => Reply::Nothing,
-                    Outcome::Value(v) => Reply::Value(v, false),
-                    Outcome::Stream(it) => Reply::Stream(it),
-                    Outcome::Encoded(p) => Reply::Encoded(p),
-                });
+                let outcome = future.resolve().await.map(|out| reply_of(out, oneway));
                 return self
                     .reply(seq, kind, outcome, oneway, &object, &method, correlation_id)
                     .await;
@@ -698,14 +693,7 @@ impl Conn {
                     return Ok(Reply::Nothing);
                 }
                 let out = obj.call(ctx, method, args, kwargs).resolve().await?;
-                if oneway {
-                    return Ok(Reply::Nothing);
-                }
-                Ok(match out {
-                    Outcome::Value(v) => Reply::Value(v, false),
-                    Outcome::Stream(it) => Reply::Stream(it),
-                    Outcome::Encoded(p) => Reply::Encoded(p),
-                })
+                Ok(reply_of(out, oneway))
             }
         }
     }
@@ -813,6 +801,16 @@ impl Conn {
 }
 
 /// Pyro4's `getAttribute`: private names are refused before the object is asked.
+/// What a method call's outcome sends back (nothing for a oneway call).
+fn reply_of(out: Outcome, oneway: bool) -> Reply {
+    match out {
+        _ if oneway => Reply::Nothing,
+        Outcome::Value(v) => Reply::Value(v, false),
+        Outcome::Stream(it) => Reply::Stream(it),
+        Outcome::Encoded(p) => Reply::Encoded(p),
+    }
+}
+
 fn resolve(obj: &dyn Dispatch, method: &str) -> Result<(), Fault> {
     if is_private_attribute(method) {
         return Err(Fault::attribute_error(format!(
