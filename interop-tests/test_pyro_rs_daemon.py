@@ -242,9 +242,10 @@ def test_large_payloads_in_a_row(thing, monkeypatch):
     lib, ser, p = thing
     for compress in (False, True):
         monkeypatch.setattr(lib.config, "COMPRESSION", compress)
-        # 89,500 and 90,500 bytes: serpent text just under and over the size up to which
-        # the daemon writes a builtin result itself.
-        for size in (300_000, 5, 1_200_000, 20_000, 0, 70_000, 89_500, 90_500):
+        # 48,000 and 50,000 bytes: serpent text just under and over 64 KiB, from where the
+        # daemon reuses one reply buffer per connection for the results it writes itself
+        # (a smaller result after a larger one must not carry the old one's tail).
+        for size in (300_000, 5, 1_200_000, 20_000, 0, 70_000, 48_000, 50_000, 1_000_000, 200_000):
             if ser == "json":
                 value = "".join(chr(97 + i % 26) for i in range(size))
             else:
@@ -257,8 +258,8 @@ def test_large_payloads_in_a_row(thing, monkeypatch):
 
 def test_results_equal_a_pyro4_daemons(served, pyro4_server):
     """A Pyro4 client gets the same results from the pyro_rs daemon as from a Pyro4 daemon
-    (serpent: builtin results are written by the daemon without the value tree, others and
-    large ones take the value path)."""
+    (serpent: builtin results are written by the daemon without the value tree, others
+    take the value path)."""
     values = [
         list(range(10_000)), {"k": [1, (2, 3)], 7: {"n": None}}, {1, 2}, (), [float("inf"), -0.0],
         "x" * 130_000, [2 ** 64, -2 ** 70], 3 - 4j, {(1, 2): frozenset({3})},

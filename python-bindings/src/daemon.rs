@@ -609,7 +609,7 @@ impl PyDispatch {
         if ctx.serializer_id() == SerializerKind::Serpent.id()
             && ctx.msg_flags() & pyro_wire::FLAGS_BATCH == 0
         {
-            if let Some(payload) = serpent::write_result(&value) {
+            if let Some(payload) = serpent::write_result(&value, ctx) {
                 return Ok(Outcome::Encoded(payload));
             }
         }

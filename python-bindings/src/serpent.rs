@@ -18,6 +18,7 @@ use pyo3::types::{
 };
 use pyro_codec::serpent::{self, Builder, EncodeOptions};
 use pyro_codec::{DecodeLimits, Value};
+use pyro_runtime::daemon::CallContext;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::vec::Drain;
@@ -334,6 +335,7 @@ pub(crate) fn write_call(
         bytes_repr: false,
         max_level: CALL_MAX_LEVEL,
         limit: usize::MAX,
+        python_repr: true,
     };
     let done = w.call(object, method, args, kwargs);
     *buf = w.buf;
@@ -355,27 +357,37 @@ pub(crate) fn _serpent_call_payload<'py>(
     Ok(write_call(&mut buf, object, method, args, kwargs)?.then(|| PyBytes::new(py, &buf)))
 }
 
-/// The largest result [`write_result`] hands over: its buffer is fresh for each call
-/// (the daemon keeps it afterwards), and below this size the allocator serves one from
-/// its free lists rather than mapping (and faulting in) new memory.
-const RESULT_MAX: usize = 120 * 1024;
+/// Results up to this size are copied out of the thread's kept buffer into a fresh one:
+/// the allocator serves that from its free lists. A larger result keeps the buffer it was
+/// written in, and the thread takes the connection's spare buffer in exchange
+/// ([`CallContext::take_buffer`]; the daemon keeps each large reply's buffer as the next
+/// spare), so a stream of large results reuses two buffers instead of mapping and faulting
+/// in new memory each call.
+const COPY_RESULT_MAX: usize = 64 * 1024;
 
 /// A daemon call's result as a serpent payload (Pyro4's `SerpentSerializer.dumps`:
 /// serpent's text for builtins is the same with or without `module_in_classname`), when
-/// it is made only of exact builtins and not larger than [`RESULT_MAX`]; None leaves it to
-/// the value path.
-pub(crate) fn write_result(value: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
+/// it is made only of exact builtins; None leaves it to the value path.
+pub(crate) fn write_result(value: &Bound<'_, PyAny>, ctx: &CallContext) -> Option<Vec<u8>> {
     let mut w = FastWriter {
         buf: take_out_buf(),
         bytes_repr: false,
         max_level: CALL_MAX_LEVEL,
-        limit: RESULT_MAX,
+        limit: usize::MAX,
+        python_repr: false,
     };
     w.buf.extend_from_slice(serpent::HEADER);
-    let done = matches!(w.value(value, 0), Ok(true)) && w.buf.len() <= RESULT_MAX;
-    let out = done.then(|| w.buf.clone());
-    keep_out_buf(w.buf);
-    out
+    if !matches!(w.value(value, 0), Ok(true)) {
+        keep_out_buf(w.buf);
+        return None;
+    }
+    if w.buf.len() <= COPY_RESULT_MAX {
+        let out = w.buf.clone();
+        keep_out_buf(w.buf);
+        return Some(out);
+    }
+    keep_out_buf(ctx.take_buffer());
+    Some(w.buf)
 }
 
 /// The value path's nesting limit (convert.rs), so both paths agree on what is too deep.
@@ -828,6 +840,7 @@ pub(crate) fn serpent_dumps_builtin<'py>(
             bytes_repr: truthy(bytes_repr)?,
             max_level: maximum_level(py)?,
             limit: usize::MAX,
+            python_repr: true,
         };
         w.buf.extend_from_slice(serpent::HEADER);
         let done = w.value(obj, 0);
@@ -892,6 +905,9 @@ struct FastWriter {
     max_level: usize,
     /// Give up ("not written") once the output would pass this many bytes.
     limit: usize,
+    /// Text without UTF-8 (lone surrogates) is written with Python's own `repr`; when
+    /// false it is "not written", and the caller's value path reports it.
+    python_repr: bool,
 }
 
 impl FastWriter {
@@ -1088,7 +1104,7 @@ impl FastWriter {
                     return Ok(true);
                 }
             }
-            Err(_) if self.limit != usize::MAX => return Ok(false),
+            Err(_) if !self.python_repr => return Ok(false),
             Err(_) => {}
         }
         let r = s.repr()?;

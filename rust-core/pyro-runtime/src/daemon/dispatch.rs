@@ -262,6 +262,9 @@ pub(crate) struct ConnInfo {
     pub(crate) addr: ClientAddr,
     pub(crate) daemon: DaemonHandle,
     pub(crate) response_annotations: Mutex<Annotations>,
+    /// The buffer of a large reply payload this connection sent, kept for the next one
+    /// ([`CallContext::take_buffer`]).
+    pub(crate) spare: Mutex<Vec<u8>>,
 }
 
 /// Pyro4's `current_context` on the server side: who is calling and with what message.
@@ -316,6 +319,18 @@ impl CallContext {
         if let Ok(mut a) = self.conn.response_annotations.lock() {
             a.insert(id, value);
         }
+    }
+    /// An empty buffer for this call's reply payload: the one a large [`Outcome::Encoded`]
+    /// reply on this connection went out in (capacity kept), or a new empty one. A
+    /// dispatcher that writes large results itself reuses it instead of allocating, and
+    /// faulting in, fresh memory for every call; the daemon keeps the buffer again after
+    /// sending.
+    pub fn take_buffer(&self) -> Vec<u8> {
+        self.conn
+            .spare
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
     }
     /// The daemon serving this call (to register objects, or shut it down).
     pub fn daemon(&self) -> &DaemonHandle {

@@ -28,6 +28,10 @@ use uuid::Uuid;
 
 use crate::connection::{INITIAL_BUFFER, MAX_RESERVE_STEP, SHRINK_ABOVE, SPLIT_WRITE_ABOVE};
 
+/// The smallest reply buffer kept for a dispatcher's next result: below this the
+/// allocator's free lists serve a fresh one as cheaply.
+const KEEP_SPARE_FROM: usize = 64 * 1024;
+
 /// Counts a connection as active while it lives (for the connection limit).
 pub(crate) struct ActiveGuard(Arc<Shared>);
 
@@ -106,6 +110,7 @@ pub(crate) async fn serve_connection(
         addr,
         daemon: handle.clone(),
         response_annotations: Mutex::new(Annotations::new()),
+        spare: Mutex::new(Vec::new()),
     });
     let mut conn = Conn {
         stream,
@@ -610,8 +615,7 @@ impl Conn {
                     .await
             }
             Ok(Reply::Encoded(payload)) => {
-                self.send_payload(seq, kind, payload, false, correlation_id)
-                    .await
+                self.send_encoded(seq, kind, payload, correlation_id).await
             }
             Ok(Reply::Stream(iter)) => self.send_stream_start(seq, kind, iter).await,
             Err(fault) => {
@@ -733,6 +737,47 @@ impl Conn {
         batch: bool,
         corr: Uuid,
     ) -> bool {
+        let (sent, data) = self
+            .send_result_message(seq, kind, payload, batch, corr)
+            .await;
+        if data.capacity() <= SHRINK_ABOVE {
+            self.out = data;
+        }
+        sent
+    }
+
+    /// A result the dispatcher wrote itself ([`Outcome::Encoded`]). A large one's buffer
+    /// is kept for the dispatcher's next large result on this connection
+    /// ([`CallContext::take_buffer`]), so a stream of them reuses one buffer.
+    async fn send_encoded(
+        &mut self,
+        seq: u16,
+        kind: SerializerKind,
+        payload: Vec<u8>,
+        corr: Uuid,
+    ) -> bool {
+        let (sent, mut data) = self
+            .send_result_message(seq, kind, payload, false, corr)
+            .await;
+        if (KEEP_SPARE_FROM..=SHRINK_ABOVE).contains(&data.capacity()) {
+            data.clear();
+            if let Ok(mut spare) = self.info.spare.lock() {
+                *spare = data;
+            }
+        }
+        sent
+    }
+
+    /// Send a MSG_RESULT with this payload; returns whether it went out, and the
+    /// payload's buffer.
+    async fn send_result_message(
+        &mut self,
+        seq: u16,
+        kind: SerializerKind,
+        payload: Vec<u8>,
+        batch: bool,
+        corr: Uuid,
+    ) -> (bool, Vec<u8>) {
         let mut reply = Message::new(MsgType::Result, seq, kind.id(), payload);
         if batch {
             reply.flags |= FLAGS_BATCH;
@@ -743,10 +788,7 @@ impl Conn {
             .insert(ANNOTATION_CORR, corr.as_bytes().to_vec());
         let compress = self.shared().config.compression;
         let sent = self.send(&reply, compress).await;
-        if reply.data.capacity() <= SHRINK_ABOVE {
-            self.out = reply.data;
-        }
-        sent
+        (sent, reply.data)
     }
 
     /// The stream-start reply: an exception-style result (0x21) carrying

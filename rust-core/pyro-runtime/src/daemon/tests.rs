@@ -322,6 +322,7 @@ fn args_bind_gives_python_type_errors() {
             addr: ClientAddr::Unix(None),
             daemon: daemon.handle(),
             response_annotations: Mutex::new(pyro_wire::Annotations::new()),
+            spare: Mutex::new(Vec::new()),
         }),
         seq: 0,
         msg_flags: 0,
