@@ -343,6 +343,16 @@ def test_pickle_and_copy(pyro4_server):
         q._pyroRelease()
 
 
+def test_uninitialised_proxy_attributes_raise_attribute_error():
+    """A proxy made without __init__ (as pickle and copy probe) answers every lookup with
+    AttributeError, never KeyError: its state dict is empty."""
+    bare = pyro_rs.Proxy.__new__(pyro_rs.Proxy)
+    for name in ("echo", "_pyroMethods", "__setstate__x"):
+        with pytest.raises(AttributeError):
+            getattr(bare, name)
+    assert not hasattr(bare, "anything")
+
+
 def test_threads_share_a_proxy_and_gil_is_released(pyro4_server):
     p = pyro_rs.Proxy(pyro4_server)
     p._pyroBind()

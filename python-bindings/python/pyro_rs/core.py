@@ -287,15 +287,23 @@ class Proxy:
     def __getattr__(self, name):
         if name in Proxy.__pyroAttributes:
             raise AttributeError(name)  # lets pickle and copy probe safely
-        if config.METADATA and not self._pyroMethods and not self._pyroAttrs:
+        # Proxy state is read from the instance dict: each self.<name> on a class with
+        # __getattr__ takes CPython's slow attribute hook, and this runs for every call.
+        state = self.__dict__
+        try:
+            methods, attrs = state["_pyroMethods"], state["_pyroAttrs"]
+        except KeyError:
+            raise AttributeError(name) from None  # not initialised (a bare instance)
+        if config.METADATA and not methods and not attrs:
             self._pyroGetMetadata()
-        if name in self._pyroAttrs:
+            methods, attrs = self._pyroMethods, self._pyroAttrs
+        if name in attrs:
             return self._pyroInvoke("__getattr__", (name,), None)
-        if config.METADATA and name not in self._pyroMethods:
+        if config.METADATA and name not in methods:
             raise AttributeError(f"remote object '{self._pyroUri}' has no exposed attribute or method '{name}'")
-        if self.__async:
-            return _AsyncRemoteMethod(self, name, self._pyroMaxRetries)
-        return _RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)
+        if state["_Proxy__async"]:
+            return _AsyncRemoteMethod(self, name, state["_pyroMaxRetries"])
+        return _RemoteMethod(self._pyroInvoke, name, state["_pyroMaxRetries"])
 
     def __setattr__(self, name, value):
         if name in Proxy.__pyroAttributes:
@@ -429,23 +437,27 @@ class Proxy:
 
     def _pyroInvoke(self, methodname, vargs, kwargs, flags=0, objectId=None):
         """One remote call (Pyro4's ``_pyroInvoke``)."""
+        # Proxy state straight from the instance dict (see __getattr__): this runs for
+        # every remote call.
         state = self.__dict__
-        with self.__pyroConnLock:
-            conn = self._pyroConnection
+        with state["_Proxy__pyroConnLock"]:
+            conn = state["_pyroConnection"]
             if conn is None:
                 self.__pyroCreateConnection()
-                conn = self._pyroConnection
+                conn = state["_pyroConnection"]
             # The steps of __serializer, __configure and __annotations, inline for the
-            # common case: this runs for every remote call.
-            name = self._pyroSerializer or config.SERIALIZER
+            # common case.
+            name = state["_pyroSerializer"] or config.SERIALIZER
             last = _last_serializer
             serializer = last[1] if last[0] == name else self.__serializer()
-            settings = (conn, self.__pyroTimeout or None, self.__pyroHmacKey, serializer.name, config.METADATA)
+            settings = (conn, state["_Proxy__pyroTimeout"] or None, state["_Proxy__pyroHmacKey"], serializer.name,
+                        config.METADATA)
             if settings != state.get("_Proxy__configured"):
                 conn.configure(*settings[1:])
                 state["_Proxy__configured"] = settings
             ctx = current_context
-            own = ctx._own if ctx._call is None else None
+            local = ctx.__dict__  # one per-thread lookup for both fields
+            own = local["_own"] if local["_call"] is None else None
             if (own is not None and not own.get("annotations") and own.get("correlation_id") is None
                     and type(self)._pyroAnnotations is _plain_annotations):
                 annotations = None  # a client thread that set none: nothing to add
@@ -455,7 +467,7 @@ class Proxy:
             if annotations or state.get("_Proxy__annotated", True):
                 conn.set_annotations(annotations or {})
                 state["_Proxy__annotated"] = bool(annotations)
-            if methodname in self._pyroOneway:
+            if methodname in state["_pyroOneway"]:
                 flags |= message.FLAGS_ONEWAY
             try:
                 if serializer.serializer_id == message.SERIALIZER_PICKLE:
