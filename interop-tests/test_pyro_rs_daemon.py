@@ -697,6 +697,72 @@ def test_multiplex_and_pool_size(monkeypatch):
         pyro_rs.Daemon()
 
 
+@pyro_rs.expose
+class Napper:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.naps = 0
+        self.ticks = 0
+
+    @pyro_rs.oneway
+    def nap(self, seconds):
+        time.sleep(seconds)
+        with self.lock:
+            self.naps += 1
+
+    @pyro_rs.oneway
+    def tick(self):
+        with self.lock:
+            self.ticks += 1
+
+    def counts(self):
+        with self.lock:
+            return self.naps, self.ticks
+
+
+def pool_workers():
+    """Names of this process's daemon worker threads (Linux: /proc/self/task)."""
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass  # the thread ended meanwhile
+    return [n for n in names if n.startswith("Pyro-Worker")]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through /proc (Linux)")
+def test_oneway_calls_in_the_worker_pool():
+    """ONEWAY_THREADED (thread server): oneway calls that block run side by side, as
+    Pyro4 runs each in a thread of its own; a stream of quick ones is left to the worker
+    already running instead of starting a worker per call."""
+    napper = Napper()
+    before = len(pool_workers())
+    with pyro_rs.Daemon(host="127.0.0.1") as daemon:
+        uri = daemon.register(napper)
+        thread = threading.Thread(target=daemon.requestLoop, daemon=True)
+        thread.start()
+        with pyro_rs.Proxy(uri) as p:
+            start = time.monotonic()
+            for _ in range(4):
+                p.nap(0.5)
+            while p.counts()[0] < 4:
+                assert time.monotonic() - start < 10
+                time.sleep(0.02)
+            # One after another they would take 2 s.
+            assert time.monotonic() - start < 1.5
+            for _ in range(5000):
+                p.tick()
+            while p.counts()[1] < 5000:
+                assert time.monotonic() - start < 30
+                time.sleep(0.02)
+        started = len(pool_workers()) - before
+        assert 4 <= started <= 8, started
+        daemon.shutdown()
+        thread.join(timeout=10)
+
+
 def test_request_loop_condition():
     stop = threading.Event()
     with pyro_rs.Daemon(host="127.0.0.1") as daemon:

@@ -725,7 +725,7 @@ impl Dispatch for PyObjectDispatch {
             // on; nobody waits for it, so a failure is only logged.
             let d = this.clone();
             let method = method.to_string();
-            let submitted = this.core.pool.submit(Box::new(move |py| {
+            let submitted = this.core.pool.submit_oneway(Box::new(move |py| {
                 if let Err(f) = d.run_call(py, &ctx, &method, args, kwargs) {
                     tracing::debug!("oneway call {method} failed: {f}");
                 }
