@@ -32,6 +32,16 @@ use crate::connection::{INITIAL_BUFFER, MAX_RESERVE_STEP, SHRINK_ABOVE, SPLIT_WR
 /// allocator's free lists serve a fresh one as cheaply.
 const KEEP_SPARE_FROM: usize = 64 * 1024;
 
+/// Where a sent result's payload buffer is kept for the next result.
+#[derive(Clone, Copy)]
+enum KeepAs {
+    /// The connection's own buffer, for the results it encodes.
+    Out,
+    /// The dispatcher's spare ([`CallContext::take_buffer`]), for large results it wrote
+    /// itself ([`Outcome::Encoded`]), so a stream of them reuses one buffer.
+    Spare,
+}
+
 /// Counts a connection as active while it lives (for the connection limit).
 pub(crate) struct ActiveGuard(Arc<Shared>);
 
@@ -615,7 +625,8 @@ impl Conn {
                     .await
             }
             Ok(Reply::Encoded(payload)) => {
-                self.send_encoded(seq, kind, payload, correlation_id).await
+                self.send_payload(seq, kind, payload, false, correlation_id, KeepAs::Spare)
+                    .await
             }
             Ok(Reply::Stream(iter)) => self.send_stream_start(seq, kind, iter).await,
             Err(fault) => {
@@ -724,11 +735,12 @@ impl Conn {
                 return false;
             }
         };
-        self.send_payload(seq, kind, payload, batch, corr).await
+        self.send_payload(seq, kind, payload, batch, corr, KeepAs::Out)
+            .await
     }
 
-    /// Send a MSG_RESULT with this payload (in `kind`); a payload buffer that is not too
-    /// large is kept for the next result.
+    /// Send a MSG_RESULT with this payload (in `kind`), then keep its buffer (if not too
+    /// large) where `keep` says, for the next result.
     async fn send_payload(
         &mut self,
         seq: u16,
@@ -736,48 +748,8 @@ impl Conn {
         payload: Vec<u8>,
         batch: bool,
         corr: Uuid,
+        keep: KeepAs,
     ) -> bool {
-        let (sent, data) = self
-            .send_result_message(seq, kind, payload, batch, corr)
-            .await;
-        if data.capacity() <= SHRINK_ABOVE {
-            self.out = data;
-        }
-        sent
-    }
-
-    /// A result the dispatcher wrote itself ([`Outcome::Encoded`]). A large one's buffer
-    /// is kept for the dispatcher's next large result on this connection
-    /// ([`CallContext::take_buffer`]), so a stream of them reuses one buffer.
-    async fn send_encoded(
-        &mut self,
-        seq: u16,
-        kind: SerializerKind,
-        payload: Vec<u8>,
-        corr: Uuid,
-    ) -> bool {
-        let (sent, mut data) = self
-            .send_result_message(seq, kind, payload, false, corr)
-            .await;
-        if (KEEP_SPARE_FROM..=SHRINK_ABOVE).contains(&data.capacity()) {
-            data.clear();
-            if let Ok(mut spare) = self.info.spare.lock() {
-                *spare = data;
-            }
-        }
-        sent
-    }
-
-    /// Send a MSG_RESULT with this payload; returns whether it went out, and the
-    /// payload's buffer.
-    async fn send_result_message(
-        &mut self,
-        seq: u16,
-        kind: SerializerKind,
-        payload: Vec<u8>,
-        batch: bool,
-        corr: Uuid,
-    ) -> (bool, Vec<u8>) {
         let mut reply = Message::new(MsgType::Result, seq, kind.id(), payload);
         if batch {
             reply.flags |= FLAGS_BATCH;
@@ -788,7 +760,18 @@ impl Conn {
             .insert(ANNOTATION_CORR, corr.as_bytes().to_vec());
         let compress = self.shared().config.compression;
         let sent = self.send(&reply, compress).await;
-        (sent, reply.data)
+        let mut data = reply.data;
+        match keep {
+            KeepAs::Out if data.capacity() <= SHRINK_ABOVE => self.out = data,
+            KeepAs::Spare if (KEEP_SPARE_FROM..=SHRINK_ABOVE).contains(&data.capacity()) => {
+                data.clear();
+                if let Ok(mut spare) = self.info.spare.lock() {
+                    *spare = data;
+                }
+            }
+            _ => {}
+        }
+        sent
     }
 
     /// The stream-start reply: an exception-style result (0x21) carrying
