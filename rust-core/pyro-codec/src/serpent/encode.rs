@@ -369,7 +369,17 @@ pub(crate) fn write_float_repr(out: &mut Vec<u8>, f: f64) {
         return;
     }
     let mut buf = zmij::Buffer::new();
-    let (neg, digits, exp) = shortest_digits(buf.format_finite(f).as_bytes());
+    let text = buf.format_finite(f).as_bytes();
+    // Python writes the shortest digits positionally when the first one's exponent is in
+    // -4..=15, zmij when it is in -5..=15, both with a point for a value that is not
+    // integral (those are written above). The shortest digits of a value in
+    // [1e-4, 1e16) cannot round across either end (they would name the end's float), so
+    // there zmij's text is Python's repr as it stands.
+    if (1e-4..1e16).contains(&f.abs()) {
+        out.extend_from_slice(text);
+        return;
+    }
+    let (neg, digits, exp) = shortest_digits(text);
     lay_out_float(out, neg, digits.as_slice(), exp);
 }
 
@@ -492,6 +502,15 @@ mod float_repr_tests {
         out
     }
 
+    /// The repr laid out from zmij's digits, without the positional shortcut.
+    fn laid_out(f: f64) -> Vec<u8> {
+        let mut buf = zmij::Buffer::new();
+        let (neg, digits, exp) = shortest_digits(buf.format_finite(f).as_bytes());
+        let mut out = Vec::new();
+        lay_out_float(&mut out, neg, digits.as_slice(), exp);
+        out
+    }
+
     #[test]
     fn known_reprs() {
         for (f, text) in [
@@ -528,6 +547,16 @@ mod float_repr_tests {
             prop_assert_eq!(text.parse::<f64>().unwrap().to_bits(), f.to_bits(), "{}", text);
             let (_, digits, _) = shortest_digits(text.as_bytes());
             prop_assert_eq!(digits.len, rust_digits(f), "{}", text);
+            prop_assert_eq!(text.as_bytes(), &laid_out(f)[..]);
+        }
+
+        #[test]
+        fn positional_shortcut_matches_the_layout(m in 1u64..(1 << 53), e in -75i32..60) {
+            // Mantissa times a power of two: every binade from ~1e-23 to ~1e34, so the
+            // positional range and both of its edges are covered densely.
+            let f = m as f64 * 2f64.powi(e);
+            prop_assert_eq!(ours(f), laid_out(f), "{:e}", f);
+            prop_assert_eq!(ours(-f), laid_out(-f), "{:e}", -f);
         }
 
         #[test]
@@ -541,10 +570,59 @@ mod float_repr_tests {
     }
 }
 
-/// Word-at-a-time byte tests (SWAR) for the parser's string-literal scanner.
+/// Word-at-a-time byte tests (SWAR) for the parser's string-literal scanner and the
+/// writer's short-text test.
 pub(crate) mod swar {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+    /// Non-zero when some byte of `w` is zero. Exact as a test for "any".
+    #[inline]
+    fn any_zero(w: u64) -> u64 {
+        w.wrapping_sub(ONES) & !w & HIGHS
+    }
+
+    /// Non-zero when some byte of `w` is not plain in a `repr(str)`: a control byte, DEL,
+    /// a non-ASCII byte, a backslash or either quote character.
+    #[inline]
+    fn repr_stop(w: u64) -> u64 {
+        // Below 0x20, tested on the low seven bits (bytes >= 0x80 are caught by `w`).
+        let low = w & !HIGHS;
+        w & HIGHS
+            | low.wrapping_sub(ONES * 0x20) & !low & HIGHS
+            | any_zero(w ^ (ONES * 0x7f))
+            | any_zero(w ^ (ONES * u64::from(b'\\')))
+            | any_zero(w ^ (ONES * u64::from(b'\'')))
+            | any_zero(w ^ (ONES * u64::from(b'"')))
+    }
+
+    /// True when every byte of `b` is printable ASCII other than a backslash or a quote:
+    /// its `repr` is the text between single quotes. Tested a word at a time, with
+    /// overlapping loads for the tail (a byte tested twice changes nothing), so no copy.
+    #[inline]
+    pub(crate) fn is_plain_repr_text(b: &[u8]) -> bool {
+        let n = b.len();
+        let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]));
+        let half = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]));
+        let stop = if n >= 8 {
+            let mut stop = repr_stop(word(n - 8));
+            let mut at = 0;
+            while at + 8 < n {
+                stop |= repr_stop(word(at));
+                at += 8;
+            }
+            stop
+        } else if n >= 4 {
+            repr_stop(u64::from(half(0)) | u64::from(half(n - 4)) << 32)
+        } else if n > 0 {
+            // The first, middle and last byte, over plain padding.
+            let three = u64::from(b[0]) | u64::from(b[n / 2]) << 8 | u64::from(b[n - 1]) << 16;
+            repr_stop(three | (ONES * u64::from(b'a')) << 24)
+        } else {
+            0
+        };
+        stop == 0
+    }
 
     /// Non-zero when some byte of `w` may end a plain run inside a string literal quoted
     /// with `quote`: `quote`, a backslash, a byte below 0x0e (`\n`, `\r` among them) and,
@@ -593,18 +671,6 @@ pub(crate) mod swar {
         (u64::from_le_bytes(lo), u64::from_le_bytes(hi))
     }
 }
-
-/// ASCII bytes a str repr copies unchanged regardless of the chosen quote.
-const fn plain_ascii_table() -> [bool; 128] {
-    let mut t = [false; 128];
-    let mut c = 0x20;
-    while c < 0x7f {
-        t[c] = !matches!(c as u8, b'\\' | b'\'' | b'"');
-        c += 1;
-    }
-    t
-}
-static PLAIN_ASCII: [bool; 128] = plain_ascii_table();
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -725,17 +791,45 @@ fn copy_run(out: &mut Vec<u8>, b: &[u8], from: usize, to: usize) {
 #[inline]
 pub(crate) fn write_str_repr(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
-    // Short plain text (dict keys, names) in one byte loop: no quote choice to make and
-    // nothing to escape, so it is copied between single quotes. Inlined into the caller;
-    // everything else is out of line.
-    if b.len() <= BLOCK && b.iter().all(|&c| c < 0x80 && PLAIN_ASCII[c as usize]) {
-        out.reserve(b.len() + 2);
-        out.push(b'\'');
-        out.extend_from_slice(b);
-        out.push(b'\'');
-        return;
+    // Short plain text (dict keys, names), tested a word at a time: no quote choice to
+    // make and nothing to escape, so it is copied between single quotes. Inlined into the
+    // caller; everything else is out of line.
+    if !write_plain_str_repr(out, b) {
+        write_str_repr_general(out, b);
     }
-    write_str_repr_general(out, b);
+}
+
+/// The short plain case of [`write_str_repr`]: false (nothing written) for other text.
+#[inline(always)]
+pub(crate) fn write_plain_str_repr(out: &mut Vec<u8>, b: &[u8]) -> bool {
+    let n = b.len();
+    if n > BLOCK || !swar::is_plain_repr_text(b) {
+        return false;
+    }
+    // Built in a fixed block and appended whole, then cut to length: the copies are
+    // fixed-size moves (no memcpy call and one capacity check for a handful of bytes).
+    // Overlapping pieces write the same bytes twice; the quote after the text is the
+    // block's fill, which no piece reaches.
+    let mut block = [b'\''; BLOCK + 2];
+    if n >= 8 {
+        let mut at = 0;
+        while at + 8 < n {
+            block[1 + at..9 + at].copy_from_slice(&b[at..at + 8]);
+            at += 8;
+        }
+        block[n - 7..n + 1].copy_from_slice(&b[n - 8..]);
+    } else if n >= 4 {
+        block[1..5].copy_from_slice(&b[..4]);
+        block[n - 3..n + 1].copy_from_slice(&b[n - 4..]);
+    } else if n > 0 {
+        block[1] = b[0];
+        block[1 + n / 2] = b[n / 2];
+        block[n] = b[n - 1];
+    }
+    let end = out.len() + n + 2;
+    out.extend_from_slice(&block);
+    out.truncate(end);
+    true
 }
 
 /// [`write_str_repr`] for text that needs a quote choice, escapes or a long scan.
@@ -1185,6 +1279,70 @@ fn merge(v: &mut [usize], mid: usize, lt: Lt<'_>) -> Result<(), Incomparable> {
         k += 1;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod swar_repr_tests {
+    use super::swar::is_plain_repr_text;
+
+    /// A byte a str repr copies unchanged whichever quote it picks.
+    fn plain(c: u8) -> bool {
+        (0x20..0x7f).contains(&c) && !matches!(c, b'\\' | b'\'' | b'"')
+    }
+
+    #[test]
+    fn short_plain_text_is_quoted_as_is() {
+        let text: Vec<u8> = (b'A'..=b'z').filter(|c| *c != b'\\').collect();
+        for n in 0..=40 {
+            let b = &text[..n.min(text.len())];
+            let mut out = b"<".to_vec();
+            let written = super::write_plain_str_repr(&mut out, b);
+            assert_eq!(written, b.len() <= 32, "{n}");
+            let mut want = b"<".to_vec();
+            if written {
+                want.push(b'\'');
+                want.extend_from_slice(b);
+                want.push(b'\'');
+            }
+            assert_eq!(out, want, "{n}");
+        }
+    }
+
+    #[test]
+    fn every_byte_at_every_position() {
+        for len in 0..=32 {
+            for at in 0..len {
+                for c in 0..=255u8 {
+                    let mut text = vec![b'x'; len];
+                    text[at] = c;
+                    assert_eq!(
+                        is_plain_repr_text(&text),
+                        plain(c),
+                        "byte {c:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+        // Neighbours that borrow from each other in the word arithmetic.
+        for (a, b) in [
+            (0x20, 0x1f),
+            (0x00, 0x7f),
+            (0x80, 0x20),
+            (0x21, 0x22),
+            (0x7e, 0x7f),
+        ] {
+            for at in 0..15 {
+                let mut text = vec![b'x'; 16];
+                text[at] = a;
+                text[at + 1] = b;
+                assert_eq!(
+                    is_plain_repr_text(&text),
+                    plain(a) && plain(b),
+                    "{a:#x} {b:#x} at {at}"
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]

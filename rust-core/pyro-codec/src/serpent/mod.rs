@@ -62,26 +62,39 @@ pub mod text {
     use super::encode;
 
     /// Python's `repr(str)` (CPython `unicode_repr`, with this crate's Unicode table).
+    #[inline]
     pub fn str_repr(out: &mut Vec<u8>, s: &str) {
         encode::write_str_repr(out, s);
     }
 
+    /// Python's `repr(str)` when the text is short (up to 32 bytes) and needs no quote
+    /// choice or escape: the text between single quotes. Writes nothing and says false
+    /// for any other text (non-ASCII included), which [`str_repr`] then handles.
+    #[inline]
+    pub fn plain_str_repr(out: &mut Vec<u8>, s: &str) -> bool {
+        encode::write_plain_str_repr(out, s.as_bytes())
+    }
+
     /// `repr(int)` of an i64.
+    #[inline]
     pub fn int(out: &mut Vec<u8>, v: i64) {
         encode::write_i64(out, v);
     }
 
     /// serpent's `ser_builtins_float`: `repr`, `1e30000` for infinities, a class dict for NaN.
+    #[inline]
     pub fn float(out: &mut Vec<u8>, f: f64) {
         encode::write_float(out, f);
     }
 
     /// serpent 1.43's `ser_builtins_complex`.
+    #[inline]
     pub fn complex(out: &mut Vec<u8>, re: f64, im: f64) {
         encode::write_complex(out, re, im);
     }
 
     /// serpent's bytes rule: the base64 dict, or `repr(bytes)` with `bytes_repr=True`.
+    #[inline]
     pub fn bytes(out: &mut Vec<u8>, b: &[u8], bytes_repr: bool) {
         if bytes_repr {
             encode::write_bytes_repr(out, b);
