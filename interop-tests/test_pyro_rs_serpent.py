@@ -225,6 +225,81 @@ def test_short_strings_from_the_cache_are_the_right_ones():
         assert rs.loads(data) == serpent.loads(data) == doc
 
 
+def test_dict_keys_from_the_key_cache_are_the_right_ones():
+    """The reprs of str dict keys are kept per thread by object: keys made at run time (so
+    freed and their memory reused between dicts), colliding, repeated, at the size limit,
+    with quotes, escapes and non-ASCII text, still give serpent's output, dict by dict."""
+    rnd = random.Random(7)
+    alphabet = "abc'\"\\\n\xe9\u20ac"
+    fixed = ["", "a", "x" * 29, "x" * 30, "x" * 31, "it's", 'say "hi"', "both'\"", "tab\tnl\n", "\xe9t\xe9"]
+    for round_ in range(300):
+        keys = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 33))) for _ in range(20)]
+        keys += ["".join(k) for k in fixed]  # new objects with the same text
+        doc = {k: round_ for k in keys}
+        assert rs.dumps(doc) == serpent.dumps(doc)
+        assert rs.dumps(doc) == serpent.dumps(doc)  # now from the cache
+        nested = {"outer": doc, "list": [doc, {k: k for k in keys[:5]}]}
+        assert rs.dumps(nested) == serpent.dumps(nested)
+
+
+def test_nesting_limit_follows_sys_setrecursionlimit():
+    """serpent refuses nesting deeper than sys.getrecursionlimit() // 5 at the time of the
+    call; so does pyro_rs.serpent, before and after the limit is changed."""
+    def nested(depth):
+        top = cur = []
+        for _ in range(depth):
+            cur.append([])
+            cur = cur[0]
+        return top
+
+    old = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(200)  # maximum_level 40
+        assert rs.dumps(nested(35)) == serpent.dumps(nested(35))
+        with pytest.raises(ValueError) as ours:
+            rs.dumps(nested(45))
+        with pytest.raises(ValueError) as theirs:
+            serpent.dumps(nested(45))
+        assert str(ours.value) == str(theirs.value)
+    finally:
+        sys.setrecursionlimit(old)
+    assert rs.dumps(nested(45)) == serpent.dumps(nested(45))
+
+
+def test_collections_wait_until_the_write_is_done():
+    """The writer reads containers without reference counts, so no collection may run
+    while it writes (one could run finalizers or gc.callbacks that change a dict being
+    walked). With the threshold at 1 and a callback that empties the dict, dumps still
+    gives the whole dict; the callback runs later; the collector's switch is as before."""
+    import gc
+
+    victim = {f"k{i}": ({i, i + 1}, [i, "x"], frozenset({f"v{i}"})) for i in range(50)}
+    expected = serpent.dumps(victim)
+    fired = []
+
+    def clear_it(phase, info):
+        if phase == "start":
+            fired.append(len(victim))
+            victim.clear()
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(clear_it)
+    try:
+        gc.set_threshold(1)
+        out = rs.dumps(victim)
+        assert gc.isenabled()
+        gc.collect()
+        gc.disable()
+        rs.dumps({"a": {1, 2}})
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(clear_it)
+    assert out == expected
+    assert fired and victim == {}
+
+
 def test_float_reprs_match_python():
     """Floats are written with the shortest round-trip digits, as Python's repr: random bit
     patterns, ties between two shortest strings (Python picks the even digit), and numbers

@@ -16,6 +16,7 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt, PyList,
     PyMemoryView, PySet, PyString, PyTuple,
 };
+use pyo3::Borrowed;
 use pyro_codec::serpent::{self, Builder, EncodeOptions};
 use pyro_codec::{DecodeLimits, Value};
 use pyro_runtime::daemon::CallContext;
@@ -330,15 +331,9 @@ pub(crate) fn write_call(
     args: &Bound<'_, PyAny>,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<bool> {
-    let mut w = FastWriter {
-        buf: std::mem::take(buf),
-        bytes_repr: false,
-        max_level: CALL_MAX_LEVEL,
-        limit: usize::MAX,
-        python_repr: true,
-    };
+    let mut w = FastWriter::new(args.py(), std::mem::take(buf), false, CALL_MAX_LEVEL, true);
     let done = w.call(object, method, args, kwargs);
-    *buf = w.buf;
+    *buf = std::mem::take(&mut w.buf);
     done
 }
 
@@ -369,25 +364,21 @@ const COPY_RESULT_MAX: usize = 64 * 1024;
 /// serpent's text for builtins is the same with or without `module_in_classname`), when
 /// it is made only of exact builtins; None leaves it to the value path.
 pub(crate) fn write_result(value: &Bound<'_, PyAny>, ctx: &CallContext) -> Option<Vec<u8>> {
-    let mut w = FastWriter {
-        buf: take_out_buf(),
-        bytes_repr: false,
-        max_level: CALL_MAX_LEVEL,
-        limit: usize::MAX,
-        python_repr: false,
-    };
+    let mut w = FastWriter::new(value.py(), take_out_buf(), false, CALL_MAX_LEVEL, false);
     w.buf.extend_from_slice(serpent::HEADER);
-    if !matches!(w.value(value, 0), Ok(true)) {
-        keep_out_buf(w.buf);
+    let written = matches!(w.value(value, 0), Ok(true));
+    let buf = std::mem::take(&mut w.buf);
+    if !written {
+        keep_out_buf(buf);
         return None;
     }
-    if w.buf.len() <= COPY_RESULT_MAX {
-        let out = w.buf.clone();
-        keep_out_buf(w.buf);
+    if buf.len() <= COPY_RESULT_MAX {
+        let out = buf.clone();
+        keep_out_buf(buf);
         return Some(out);
     }
     keep_out_buf(ctx.take_buffer());
-    Some(w.buf)
+    Some(buf)
 }
 
 /// The value path's nesting limit (convert.rs), so both paths agree on what is too deep.
@@ -795,18 +786,19 @@ pub(crate) fn serpent_float(v: f64) -> PyResult<String> {
     Ok(String::from_utf8_lossy(&bytes[serpent::HEADER.len()..]).into_owned())
 }
 
-/// `Python.getrecursionlimit`, looked up once.
-static GET_RECURSION_LIMIT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// `pyro_rs.serpent._dumps_full`, looked up once (on the first call that needs it).
 static DUMPS_FULL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// serpent's `Serializer.maximum_level`: `min(sys.getrecursionlimit() // 5, 1000)`.
-fn maximum_level(py: Python<'_>) -> PyResult<usize> {
-    let limit: usize = GET_RECURSION_LIMIT
-        .import(py, "sys", "getrecursionlimit")?
-        .call0()?
-        .extract()?;
-    Ok((limit / 5).min(1000))
+/// Read per call, as serpent does when it makes a `Serializer`, so a later
+/// `sys.setrecursionlimit` counts.
+fn maximum_level(_py: Python<'_>) -> usize {
+    // SAFETY: `Py_GetRecursionLimit` (stable ABI) takes no arguments and reads the
+    // interpreter's setting; the `Python` token shows the GIL is held. Calling
+    // `sys.getrecursionlimit` instead costs a tenth of a small `dumps` (a call and an int).
+    #[allow(unsafe_code)]
+    let limit = unsafe { pyo3::ffi::Py_GetRecursionLimit() };
+    (usize::try_from(limit).unwrap_or(0) / 5).min(1000)
 }
 
 /// serpent 1.43's `dumps(obj, indent=False, module_in_classname=False, bytes_repr=False)`:
@@ -835,20 +827,20 @@ pub(crate) fn serpent_dumps_builtin<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let truthy = |v: Option<&Bound<'py, PyAny>>| v.map_or(Ok(false), |v| v.is_truthy());
     if !truthy(indent)? {
-        let mut w = FastWriter {
-            buf: take_out_buf(),
-            bytes_repr: truthy(bytes_repr)?,
-            max_level: maximum_level(py)?,
-            limit: usize::MAX,
-            python_repr: true,
-        };
+        let mut w = FastWriter::new(
+            py,
+            take_out_buf(),
+            truthy(bytes_repr)?,
+            maximum_level(py),
+            true,
+        );
         w.buf.extend_from_slice(serpent::HEADER);
         let done = w.value(obj, 0);
         let out = match done {
             Ok(true) => Some(PyBytes::new(py, &w.buf)),
             _ => None,
         };
-        keep_out_buf(w.buf);
+        keep_out_buf(std::mem::take(&mut w.buf));
         if let Some(out) = out {
             return Ok(out.into_any());
         }
@@ -898,6 +890,43 @@ pub(crate) fn keep_out_buf(mut buf: Vec<u8>) {
     });
 }
 
+/// Longest repr of a dict key the [`KeyCache`] keeps (quotes included).
+const KEY_REPR_MAX: usize = 32;
+/// Slots of the [`KeyCache`] (a power of two).
+const KEY_CACHE_SLOTS: usize = 256;
+
+/// The reprs of str dict keys this thread wrote recently, by object (direct-mapped on
+/// the address). Messages repeat their keys, and the keys are mostly the same objects
+/// (literals and attribute names are interned; the parser's [`StrCache`] hands out the
+/// same object for the same short text), so a key costs an address compare and a
+/// fixed-size copy instead of reading its UTF-8 and testing every byte. The slot holds a
+/// reference to its str: while cached, an address cannot be reused by another object, and
+/// a str with more than one reference is never changed in place. At most
+/// [`KEY_CACHE_SLOTS`] short strings are kept alive per thread.
+#[derive(Default)]
+struct KeyCache {
+    slots: Vec<Option<KeyRepr>>,
+}
+
+/// One [`KeyCache`] slot: the str and its repr (plain ASCII text only).
+struct KeyRepr {
+    obj: Py<PyString>,
+    len: u8,
+    repr: [u8; KEY_REPR_MAX],
+}
+
+thread_local! {
+    static KEY_CACHE: RefCell<KeyCache> = RefCell::new(KeyCache::default());
+}
+
+impl KeyCache {
+    fn slot(obj: &Bound<'_, PyString>) -> usize {
+        // Objects are 16-byte aligned: the low bits say nothing.
+        let p = obj.as_ptr() as usize;
+        ((p >> 4) ^ (p >> 12)) % KEY_CACHE_SLOTS
+    }
+}
+
 /// The writer of [`serpent_dumps_builtin`]: `Ok(false)` means "not a builtin-only tree".
 struct FastWriter {
     buf: Vec<u8>,
@@ -908,9 +937,115 @@ struct FastWriter {
     /// Text without UTF-8 (lone surrogates) is written with Python's own `repr`; when
     /// false it is "not written", and the caller's value path reports it.
     python_repr: bool,
+    /// This thread's [`KeyCache`], taken for the writer's lifetime (an empty one when a
+    /// writer on this thread already has it).
+    keys: KeyCache,
+    /// The collector was on when the writer started (and is off until it ends).
+    gc_was_enabled: bool,
+}
+
+impl Drop for FastWriter {
+    fn drop(&mut self) {
+        if self.gc_was_enabled {
+            // SAFETY: as in `FastWriter::new`: no arguments, the GIL is still held (a
+            // writer never leaves the thread that made it, and never releases the GIL).
+            #[allow(unsafe_code)]
+            unsafe {
+                pyo3::ffi::PyGC_Enable();
+            }
+        }
+        let keys = std::mem::take(&mut self.keys);
+        if keys.slots.is_empty() {
+            return;
+        }
+        let _ = KEY_CACHE.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                *c = keys;
+            }
+        });
+    }
 }
 
 impl FastWriter {
+    /// A writer; the garbage collector is paused until it is dropped.
+    ///
+    /// The writer reads dicts, lists and tuples through borrowed references (no reference
+    /// counting per item). That is sound only while nothing can change them, and the
+    /// writer runs no Python code: it only tests exact builtin types and calls C functions
+    /// of the interpreter on them. What could still run Python code is a collection,
+    /// started by an allocation (a set iterator, an error object) and running finalizers
+    /// or `gc.callbacks`, which might empty a dict being walked. So collections wait until
+    /// the writer is done, as while any C code holds the GIL without allocating.
+    fn new(
+        _py: Python<'_>,
+        buf: Vec<u8>,
+        bytes_repr: bool,
+        max_level: usize,
+        python_repr: bool,
+    ) -> Self {
+        // SAFETY: `PyGC_Disable` (stable ABI since 3.10) takes no arguments and sets the
+        // interpreter's flag, returning the previous one; the `Python` token shows the GIL
+        // is held. `Drop` turns it back on only if it was on.
+        #[allow(unsafe_code)]
+        let gc_was_enabled = unsafe { pyo3::ffi::PyGC_Disable() } != 0;
+        let keys = KEY_CACHE
+            .try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)).ok())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        FastWriter {
+            buf,
+            bytes_repr,
+            max_level,
+            limit: usize::MAX,
+            python_repr,
+            keys,
+            gc_was_enabled,
+        }
+    }
+
+    /// A str dict key: from the [`KeyCache`] when this object's repr is there, else
+    /// written by [`FastWriter::string`] and, if plain ASCII and short, kept.
+    fn key_string(&mut self, s: &Bound<'_, PyString>) -> PyResult<bool> {
+        if self.keys.slots.is_empty() {
+            self.keys.slots.resize_with(KEY_CACHE_SLOTS, || None);
+        }
+        let slot = KeyCache::slot(s);
+        let start = self.buf.len();
+        if let Some(k) = &self.keys.slots[slot] {
+            if k.obj.as_ptr() == s.as_ptr() {
+                let end = start + usize::from(k.len);
+                if end > self.limit {
+                    return Ok(false);
+                }
+                // A fixed-size copy cut to length.
+                self.buf.extend_from_slice(&k.repr);
+                self.buf.truncate(end);
+                return Ok(true);
+            }
+        }
+        let Ok(t) = s.to_str() else {
+            return self.string(s);
+        };
+        if !t.is_ascii() {
+            return self.string(s);
+        }
+        if !self.string(s)? {
+            return Ok(false);
+        }
+        let written = &self.buf[start..];
+        if written.len() <= KEY_REPR_MAX {
+            let mut repr = [0u8; KEY_REPR_MAX];
+            repr[..written.len()].copy_from_slice(written);
+            self.keys.slots[slot] = Some(KeyRepr {
+                obj: s.clone().unbind(),
+                // Fits: at most KEY_REPR_MAX.
+                len: written.len() as u8,
+                repr,
+            });
+        }
+        Ok(true)
+    }
     fn call(
         &mut self,
         object: &str,
@@ -925,9 +1060,10 @@ impl FastWriter {
         serpent::text::str_repr(&mut self.buf, method);
         self.buf.push(b',');
         let written = if let Ok(t) = args.cast_exact::<PyTuple>() {
-            self.tuple(t.iter(), t.len(), 1)?
+            self.tuple(t.iter_borrowed(), t.len(), 1)?
         } else if let Ok(l) = args.cast_exact::<PyList>() {
-            self.tuple(l.iter(), l.len(), 1)?
+            let t = l.to_tuple();
+            self.tuple(t.iter_borrowed(), t.len(), 1)?
         } else {
             false
         };
@@ -948,9 +1084,9 @@ impl FastWriter {
     }
 
     /// `ser_builtins_tuple`: `(a,b)`, `(a,)` for one item.
-    fn tuple<'py>(
+    fn tuple<'a, 'py>(
         &mut self,
-        items: impl Iterator<Item = Bound<'py, PyAny>>,
+        items: impl Iterator<Item = Borrowed<'a, 'py, PyAny>>,
         len: usize,
         level: usize,
     ) -> PyResult<bool> {
@@ -994,17 +1130,31 @@ impl FastWriter {
         }
         if let Ok(d) = obj.cast_exact::<PyDict>() {
             self.buf.push(b'{');
-            for (i, (k, v)) in d.iter().enumerate() {
-                if i > 0 {
+            let len = d.len();
+            let (mut pos, mut first) = (0, true);
+            while let Some((k, v)) = dict_next(d, &mut pos) {
+                if !first {
                     self.buf.push(b',');
                 }
-                if !is_primitive_key(&k) || !self.value(&k, level + 1)? {
+                first = false;
+                let key_written = if let Ok(ks) = k.cast_exact::<PyString>() {
+                    // Most keys: the str test `value` would reach after the int test.
+                    level < self.max_level && self.key_string(&ks)?
+                } else {
+                    is_primitive_key(&k) && self.value(&k, level + 1)?
+                };
+                if !key_written {
                     return Ok(false);
                 }
                 self.buf.push(b':');
                 if !self.value(&v, level + 1)? {
                     return Ok(false);
                 }
+            }
+            // A guard: nothing can change the dict while it is written (see
+            // `FastWriter::new`); if it did, serpent's own walk would decide.
+            if d.len() != len {
+                return Ok(false);
             }
             self.buf.push(b'}');
             return Ok(true);
@@ -1014,24 +1164,37 @@ impl FastWriter {
             // Lists of ints are common and long: their items are written here, without
             // the call and type tests of `value` (the level check is the one it makes).
             let ints_here = level < self.max_level;
-            for (i, it) in l.iter().enumerate() {
+            let len = l.len();
+            for i in 0..len {
                 if i > 0 {
                     self.buf.push(b',');
                 }
-                if ints_here && it.is_exact_instance_of::<PyInt>() {
+                let Some(it) = list_item(l, i) else {
+                    // A guard, as for dicts: the list shrank while it was written.
+                    return Ok(false);
+                };
+                let written = if ints_here && it.is_exact_instance_of::<PyInt>() {
                     match it.extract::<i64>() {
                         Ok(v) => serpent::text::int(&mut self.buf, v),
                         Err(_) => return Ok(false),
                     }
-                } else if !self.value(&it, level + 1)? {
+                    true
+                } else {
+                    self.value(&it, level + 1)?
+                };
+                if !written {
                     return Ok(false);
                 }
+            }
+            if l.len() != len {
+                return Ok(false);
             }
             self.buf.push(b']');
             return Ok(true);
         }
         if let Ok(t) = obj.cast_exact::<PyTuple>() {
-            return self.tuple(t.iter(), t.len(), level);
+            // A tuple's items cannot change while the tuple is alive: borrowed, no counts.
+            return self.tuple(t.iter_borrowed(), t.len(), level);
         }
         if obj.is_exact_instance_of::<PyBool>() {
             let t = obj.is_truthy()?;
@@ -1099,6 +1262,9 @@ impl FastWriter {
                 if self.buf.len().saturating_add(t.len()) > self.limit {
                     return Ok(false);
                 }
+                if serpent::text::plain_str_repr(&mut self.buf, t) {
+                    return Ok(true);
+                }
                 if t.is_ascii() {
                     serpent::text::str_repr(&mut self.buf, t);
                     return Ok(true);
@@ -1110,6 +1276,47 @@ impl FastWriter {
         let r = s.repr()?;
         self.buf.extend_from_slice(r.to_str()?.as_bytes());
         Ok(true)
+    }
+}
+
+/// The next key and value of `d` from position `pos` (`PyDict_Next`), borrowed: for a
+/// [`FastWriter`], under the terms given at `FastWriter::new`.
+fn dict_next<'a, 'py>(
+    d: &'a Bound<'py, PyDict>,
+    pos: &mut pyo3::ffi::Py_ssize_t,
+) -> Option<(Borrowed<'a, 'py, PyAny>, Borrowed<'a, 'py, PyAny>)> {
+    let mut key = std::ptr::null_mut();
+    let mut value = std::ptr::null_mut();
+    // SAFETY: `d` is a live dict and the GIL is held (the `Bound`); `pos`, `key` and
+    // `value` are the out-parameters `PyDict_Next` documents. On true it stores borrowed,
+    // non-null references to an item of `d`, which live as long as `d` holds them: the
+    // caller keeps `d` unchanged (`FastWriter::new`).
+    #[allow(unsafe_code)]
+    unsafe {
+        if pyo3::ffi::PyDict_Next(d.as_ptr(), pos, &mut key, &mut value) == 0 {
+            return None;
+        }
+        Some((
+            Borrowed::from_ptr(d.py(), key),
+            Borrowed::from_ptr(d.py(), value),
+        ))
+    }
+}
+
+/// Item `i` of `l` (`PyList_GetItem`), borrowed; `None` past the end. For a
+/// [`FastWriter`], under the terms given at `FastWriter::new`.
+fn list_item<'a, 'py>(l: &'a Bound<'py, PyList>, i: usize) -> Option<Borrowed<'a, 'py, PyAny>> {
+    let index = pyo3::ffi::Py_ssize_t::try_from(i).ok()?;
+    // SAFETY: `l` is a live list and the GIL is held. `PyList_GetItem` returns a
+    // borrowed reference, or null with IndexError set past the end (cleared here).
+    #[allow(unsafe_code)]
+    unsafe {
+        let p = pyo3::ffi::PyList_GetItem(l.as_ptr(), index);
+        if p.is_null() {
+            drop(PyErr::take(l.py()));
+            return None;
+        }
+        Some(Borrowed::from_ptr(l.py(), p))
     }
 }
 

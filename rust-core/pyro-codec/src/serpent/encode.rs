@@ -255,7 +255,7 @@ fn digits8(n: u32) -> u64 {
 }
 
 /// Append the digits of `n < 10^8` without leading zeros (`0` for zero).
-#[inline]
+#[inline(always)]
 fn write_u32_short(out: &mut Vec<u8>, n: u32) {
     let d = digits8(n);
     // Leading zero digits are the low zero bytes; zero itself keeps its last digit.
@@ -272,8 +272,8 @@ fn write_u32_8(out: &mut Vec<u8>, n: u32) {
     out.extend_from_slice(&(digits8(n) + ASCII_ZEROS).to_le_bytes());
 }
 
-/// `repr(int)` for an i64.
-#[inline]
+/// `repr(int)` for an i64 (always inlined: list walkers write one per item).
+#[inline(always)]
 pub(crate) fn write_i64(out: &mut Vec<u8>, v: i64) {
     // Most ints are small and non-negative: a few multiplies and one store, in a body
     // small enough to inline into the walkers.
