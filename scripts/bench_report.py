@@ -88,19 +88,37 @@ def note_ping(b):
     )
 
 
+def _sys(b, key, pinned=True):
+    r = _res(b, key, pinned)
+    return r.get("server_sys_us_per_call") if r else None
+
+
 def note_cpu(b):
     p4 = _cpu(b, ("pyro4", "pyro4-thread", "ping", 1))
     ours = _cpu(b, ("pyro4", "pyro_rs", "ping", 1))
     rust = _cpu(b, ("pyro4", "rust", "ping", 1))
+    p4_sys = _sys(b, ("pyro4", "pyro4-thread", "ping", 1))
+    ours_sys = _sys(b, ("pyro4", "pyro_rs", "ping", 1))
+    rust_sys = _sys(b, ("pyro4", "rust", "ping", 1))
     raw = _us(b, RAW)
-    return (
-        f"The Pyro4 daemon spends {_f(p4, ' us')} of CPU per call; 1/8 of it is {_f(_div(p4, 8), ' us')}. "
-        f"The Rust daemon, with no Python behind it, spends {_f(rust, ' us')} per call with the same Pyro4 "
-        f"client (table below): the kernel's share of a loopback recv and send plus the wake-up (a whole raw "
-        f"round trip, both ends, is {_f(raw, ' us')}). The pyro_rs daemon spends {_f(ours, ' us')}: the Rust "
-        "daemon's cost plus one Python method call under the GIL. The target is below the Rust daemon's own "
-        "per-call cost on this machine. " + LANES
+    budget = _div(p4, 8)
+    text = (
+        f"The Pyro4 daemon spends {_f(p4, ' us')} of CPU per call; 1/8 of it is {_f(budget, ' us')}. "
+        f"Of each daemon's CPU per call, the kernel's part (system time in /proc/<pid>/stat: the loopback "
+        f"recv and send, the poll or epoll wait and the wake-ups) is {_f(p4_sys, ' us')} in the Pyro4 daemon, "
+        f"{_f(rust_sys, ' us')} in the Rust daemon and {_f(ours_sys, ' us')} in the pyro_rs daemon. "
+        f"The Rust daemon, with no Python behind it, spends {_f(rust, ' us')} per call in all with the same "
+        f"Pyro4 client (table below; a whole raw round trip, both ends, is {_f(raw, ' us')}). The pyro_rs "
+        f"daemon spends {_f(ours, ' us')}: the Rust daemon's cost plus one Python method call under the GIL. "
     )
+    if budget is not None and rust_sys is not None and rust_sys >= 0.8 * budget:
+        text += (
+            f"The kernel's part alone is {100 * rust_sys / budget:.0f}% of the "
+            "target's budget, the same syscalls and wake-ups for any daemon serving this client one request "
+            "at a time, so 1/8 would leave the daemon's own work next to nothing: out of reach on this "
+            "machine. "
+        )
+    return text + LANES
 
 
 def note_echo(w, target):
@@ -126,7 +144,7 @@ def note_echo(w, target):
             text += (
                 f"For a small payload the round trip dominates: a ping without arguments costs {_f(ping, ' us')} "
                 "for the same pair, and the serpent work for the dict is a few us per direction (codec table: "
-                "pyro_rs.serpent parses it in about 22k instructions and writes it in about 9k, including the "
+                "pyro_rs.serpent parses it in about 22k instructions and writes it in about 6k, including the "
                 "Python objects)."
             )
         elif w == "ints":
@@ -668,10 +686,15 @@ CODEC_NOTE = (
     "at a time, short strs (up to 16 bytes) come from a per-thread cache by content so repeated "
     "dict keys are neither made nor hashed again, and floats take their digits from zmij instead of "
     "core::fmt (which also fixed ties: CPython picks the even last digit, Rust's {:e} the odd one, "
-    "1 in ~3,000 random doubles): dict loads 28.3k -> 22.0k, dict dumps 10.8k -> 9.4k instructions. "
-    "What remains in dict dumps is one walk over ~30 Python objects through the stable ABI (type "
-    "tests, PyDict_Next, UTF-8 borrowed per str) plus the Python call, which also asks "
-    "sys.getrecursionlimit() as serpent does (its nesting limit is a fifth of it). Text loads at 50x "
+    "1 in ~3,000 random doubles): dict loads 28.3k -> 22.0k, dict dumps 10.8k -> 9.0k instructions. "
+    "Then dict dumps 9.0k -> 5.9k: the nesting limit read with Py_GetRecursionLimit instead of calling "
+    "sys.getrecursionlimit() (still per call, as serpent reads it); dicts, lists and tuples walked on "
+    "borrowed references (no reference count per item; the collector is paused while the writer runs, "
+    "which runs no Python code, so nothing can change a container mid-walk); a short plain str tested "
+    "a word at a time and quoted through a fixed-size block; floats in zmij's positional range copied "
+    "as zmij writes them (its layout there is Python's); and the reprs of str dict keys kept per "
+    "thread by object (256 slots, each holding its str, so an address is not reused while cached): "
+    "a repeated key is an address compare and a copy. Text loads at 50x "
     "would have to fit in about 1.8M instructions (serpent 1.43: 92M); making the 1 MB str from UTF-8 "
     "(PyUnicode_FromStringAndSize, the stable ABI's way; PyUnicode_New and writing the characters in "
     "place are outside it) takes 1.1M of that by itself, which leaves under one instruction per byte "

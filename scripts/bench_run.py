@@ -180,11 +180,14 @@ class Bench:
                 p, uri = self.server(server, pinned, fresh=fresh)
                 cmd = self.client_cmd(client, uri, workload, conns, self.shape(workload, runs))
             cpu0 = cpu_seconds(p.pid)
+            sys0 = cpu_seconds(p.pid, system_only=True)
             out = self.run_json(cmd, pinned)
             cpu1 = cpu_seconds(p.pid)
+            sys1 = cpu_seconds(p.pid, system_only=True)
             acc["runs"] += out["runs"]
             acc["calls"] += out["total_calls"]
             acc["cpu"] += cpu1 - cpu0
+            acc["sys"] = acc.get("sys", 0.0) + sys1 - sys0
             acc["rss"] = rss_hwm_kb(p.pid)
             if fresh:
                 self.stop(p)
@@ -205,6 +208,7 @@ class Bench:
             else:
                 res = summarize(acc["runs"])
                 res["server_cpu_us_per_call"] = acc["cpu"] / max(1, acc["calls"]) * 1e6
+                res["server_sys_us_per_call"] = acc.get("sys", 0.0) / max(1, acc["calls"]) * 1e6
                 res["server_rss_kb"] = acc["rss"]
                 self.results[key] = res
 
@@ -332,11 +336,13 @@ def wait_port(port, proc, timeout=20):
     raise RuntimeError("name server did not start")
 
 
-def cpu_seconds(pid):
+def cpu_seconds(pid, system_only=False):
+    """CPU time of a process so far (user + system, or system only), from /proc."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        user = 0 if system_only else int(fields[11])
+        return (user + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except OSError:
         return 0.0
 
