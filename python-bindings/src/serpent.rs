@@ -22,6 +22,7 @@ use pyro_codec::{DecodeLimits, Value};
 use pyro_runtime::daemon::CallContext;
 use std::cell::RefCell;
 use std::collections::HashSet;
+use std::thread::LocalKey;
 use std::vec::Drain;
 
 create_exception!(
@@ -45,13 +46,27 @@ struct PyBuilder<'py> {
 
 impl Drop for PyBuilder<'_> {
     fn drop(&mut self) {
-        let cache = std::mem::take(&mut self.cache);
-        let _ = STR_CACHE.try_with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                *c = cache;
-            }
-        });
+        put_back(&STR_CACHE, std::mem::take(&mut self.cache));
     }
+}
+
+/// Take this thread's kept value out of `slot` (the default when none is kept, the slot
+/// is in use by a caller further up, or the thread is being torn down).
+fn take_kept<T: Default>(slot: &'static LocalKey<RefCell<T>>) -> T {
+    slot.try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)).ok())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Keep `value` in this thread's `slot` for the next [`take_kept`] (dropped instead when
+/// the slot is in use or the thread is being torn down).
+fn put_back<T>(slot: &'static LocalKey<RefCell<T>>, value: T) {
+    let _ = slot.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            *c = value;
+        }
+    });
 }
 
 type Out<'py> = Bound<'py, PyAny>;
@@ -122,11 +137,7 @@ thread_local! {
 impl<'py> PyBuilder<'py> {
     /// A builder using this thread's [`StrCache`] (a fresh one if it is in use).
     fn new(py: Python<'py>) -> Self {
-        let cache = STR_CACHE
-            .try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)).ok())
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let cache = take_kept(&STR_CACHE);
         PyBuilder {
             py,
             err: None,
@@ -865,11 +876,7 @@ thread_local! {
 
 /// This thread's kept output buffer (a new one if none is kept or it is in use).
 pub(crate) fn take_out_buf() -> Vec<u8> {
-    let kept = OUT_BUF
-        .try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)))
-        .ok()
-        .and_then(|r| r.ok())
-        .unwrap_or_default();
+    let kept = take_kept(&OUT_BUF);
     if kept.capacity() == 0 {
         Vec::with_capacity(256)
     } else {
@@ -883,11 +890,7 @@ pub(crate) fn keep_out_buf(mut buf: Vec<u8>) {
         return;
     }
     buf.clear();
-    let _ = OUT_BUF.try_with(|c| {
-        if let Ok(mut c) = c.try_borrow_mut() {
-            *c = buf;
-        }
-    });
+    put_back(&OUT_BUF, buf);
 }
 
 /// Longest repr of a dict key the [`KeyCache`] keeps (quotes included).
@@ -955,14 +958,9 @@ impl Drop for FastWriter {
             }
         }
         let keys = std::mem::take(&mut self.keys);
-        if keys.slots.is_empty() {
-            return;
+        if !keys.slots.is_empty() {
+            put_back(&KEY_CACHE, keys);
         }
-        let _ = KEY_CACHE.try_with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                *c = keys;
-            }
-        });
     }
 }
 
@@ -988,11 +986,7 @@ impl FastWriter {
         // is held. `Drop` turns it back on only if it was on.
         #[allow(unsafe_code)]
         let gc_was_enabled = unsafe { pyo3::ffi::PyGC_Disable() } != 0;
-        let keys = KEY_CACHE
-            .try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)).ok())
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let keys = take_kept(&KEY_CACHE);
         FastWriter {
             buf,
             bytes_repr,
