@@ -229,3 +229,79 @@ fn limits_are_configurable() {
         })
     ));
 }
+
+/// Long text with escapes spread through it: runs of up to 70 characters (ASCII or not)
+/// between newlines, quotes, backslashes, tabs and other escaped characters, so the
+/// parser's 32-byte steps over a str literal find the end of a run anywhere in a step,
+/// or not at all, and the input ends at any point in the last step.
+fn long_text() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            "[ -~]{0,70}",
+            "[a-z\u{e9}\u{4e2d}\u{1f600} ]{0,40}",
+            Just("\n".to_string()),
+            Just("'".to_string()),
+            Just("\"".to_string()),
+            Just("\\".to_string()),
+            Just("\t".to_string()),
+            Just("\u{7f}\u{2028}\u{0}".to_string()),
+        ],
+        0..24,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+    #[test]
+    fn long_text_with_escapes_round_trips(s in long_text(), tail in "[ -&(-\\[\\]-~]{0,40}") {
+        let v = Value::Str(s.clone());
+        let bytes = serpent::to_vec(&v).unwrap();
+        prop_assert_eq!(serpent::from_slice(&bytes).unwrap(), v);
+        // In a container, so more input follows the literal.
+        let list = Value::List(vec![Value::Str(s.clone()), Value::Str(tail.clone())]);
+        let bytes = serpent::to_vec(&list).unwrap();
+        prop_assert_eq!(serpent::from_slice(&bytes).unwrap(), list);
+        // Followed by another literal: implicit concatenation.
+        let mut joined = serpent::to_vec(&Value::Str(s.clone())).unwrap();
+        joined.extend_from_slice(b" '");
+        joined.extend_from_slice(tail.as_bytes());
+        joined.push(b'\'');
+        prop_assert_eq!(serpent::from_slice(&joined).unwrap(), Value::Str(s + &tail));
+    }
+
+    #[test]
+    fn long_text_with_hex_and_unicode_escapes_parses(s in long_text()) {
+        // Written by hand with \x, \u and \U escapes (not what serpent writes), which the
+        // parser decodes by its general escape path in the middle of the fast loop.
+        let mut lit = String::from("'");
+        for c in s.chars() {
+            match c {
+                '\'' | '\\' => { lit.push('\\'); lit.push(c); }
+                '\n' => lit.push_str("\\n"),
+                '\t' => lit.push_str("\\x09"),
+                '\u{0}' => lit.push_str("\\U00000000"),
+                c if !c.is_ascii() => lit.push_str(&format!("\\u{:04x}", c as u32).replace("\\u1f600", "\\U0001f600")),
+                c => lit.push(c),
+            }
+        }
+        lit.push('\'');
+        prop_assert_eq!(serpent::from_slice(lit.as_bytes()).unwrap(), Value::Str(s));
+    }
+}
+
+#[test]
+fn broken_long_literals_are_errors() {
+    // Unterminated, a raw newline inside, and bad escapes, past the first 32-byte step.
+    let run = "x".repeat(100);
+    for doc in [
+        format!("'{run}\\n{run}"),
+        format!("'{run}\\n{run}\n{run}'"),
+        format!("'{run}\\n{run}\\x4'"),
+        format!("'{run}\\n{run}\\N{{BULLET}}'"),
+        format!("'{run}\\n{run}\\"),
+    ] {
+        assert!(serpent::from_slice(doc.as_bytes()).is_err(), "{doc:?}");
+    }
+}

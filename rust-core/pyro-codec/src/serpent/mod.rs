@@ -17,12 +17,14 @@
 //! - `\N{...}` named escapes are an error (no Unicode name table here);
 //! - `...` (Ellipsis) is an error: the value model has no Ellipsis.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 pub(crate) mod encode;
 mod parse;
 mod unicode_table;
 
 pub use encode::encode_into;
-pub use parse::{parse_with, Builder, ValueBuilder};
+pub use parse::{parse_with, AsciiStr, Builder, ValueBuilder};
 
 use crate::{DecodeLimits, Result, Value};
 

@@ -20,6 +20,26 @@ use std::vec::Drain;
 
 const CODEC: &str = "serpent";
 
+/// Text whose every byte is ASCII (checked when it was made).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AsciiStr<'a>(&'a str);
+
+impl<'a> AsciiStr<'a> {
+    /// `s`, if it is all ASCII (checked with AVX2 where the CPU has it).
+    pub fn new(s: &'a str) -> Option<AsciiStr<'a>> {
+        #[cfg(target_arch = "x86_64")]
+        if super::avx2::available() {
+            return ascii_text(s.as_bytes()).map(AsciiStr);
+        }
+        s.is_ascii().then_some(AsciiStr(s))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+}
+
 /// Receives what the parser finds and builds the output (the jiter pattern): the
 /// [`ValueBuilder`] makes [`Value`]s; a Python binding can make Python objects directly.
 ///
@@ -42,6 +62,10 @@ pub trait Builder {
     fn complex(&mut self, re: f64, im: f64) -> Result<Self::Out>;
     /// A str (escapes resolved, concatenation done).
     fn str(&mut self, v: &str) -> Result<Self::Out>;
+    /// A str the parser found to be all ASCII; by default the same as [`Builder::str`].
+    fn ascii_str(&mut self, v: AsciiStr<'_>) -> Result<Self::Out> {
+        self.str(v.as_str())
+    }
     /// A bytes literal (`b'...'`).
     fn bytes(&mut self, v: &[u8]) -> Result<Self::Out>;
     /// A tuple.
@@ -125,27 +149,7 @@ pub fn parse_with<B: Builder>(
     limits: &DecodeLimits,
     builder: &mut B,
 ) -> Result<B::Out> {
-    // The SIMD validator answers valid/invalid; only invalid input asks the standard one
-    // where it went wrong.
-    let src = match simdutf8::basic::from_utf8(bytes) {
-        Ok(src) => src,
-        Err(_) => {
-            let offset = std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| 0);
-            return Err(Error::Syntax {
-                codec: CODEC,
-                message: "invalid utf-8".into(),
-                offset,
-            });
-        }
-    };
-    if let Some(offset) = memchr::memchr(0, bytes) {
-        // serpent.loads: "The serpent data contains 0-bytes so it cannot be parsed ..."
-        return Err(Error::Syntax {
-            codec: CODEC,
-            message: "the serpent data contains 0-bytes".into(),
-            offset,
-        });
-    }
+    let (src, no_cr, ascii_input) = check_input(bytes)?;
     let (scratch, scratch_bytes) = take_scratch();
     let mut p = Parser {
         src,
@@ -158,11 +162,73 @@ pub fn parse_with<B: Builder>(
         stack: Vec::with_capacity(16),
         scratch,
         scratch_bytes,
-        no_cr: memchr::memchr(b'\r', bytes).is_none(),
+        no_cr,
+        ascii_input,
     };
     let out = p.document();
     keep_scratch(p.scratch, p.scratch_bytes);
     out
+}
+
+/// `bytes` as text when they are all ASCII (AVX2 where the CPU has it): one pass that
+/// both checks them and shows they are UTF-8. What it returns is ASCII ([`AsciiStr`]).
+fn ascii_text(bytes: &[u8]) -> Option<&str> {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx2::available() {
+        // SAFETY: the CPU has AVX2 (checked just above), all that the function needs.
+        #[allow(unsafe_code)]
+        return unsafe { super::avx2::ascii_text(bytes) };
+    }
+    if bytes.is_ascii() {
+        std::str::from_utf8(bytes).ok()
+    } else {
+        None
+    }
+}
+
+/// The input as text, whether it is free of CR bytes and whether it is all ASCII (when
+/// known: false is "not checked" without AVX2); an error when it is not UTF-8 or holds a
+/// NUL byte (serpent's `loads` checks both before `literal_eval`).
+fn check_input(bytes: &[u8]) -> Result<(&str, bool, bool)> {
+    // serpent.loads: "The serpent data contains 0-bytes so it cannot be parsed ..."
+    let nul_error = |offset| Error::Syntax {
+        codec: CODEC,
+        message: "the serpent data contains 0-bytes".into(),
+        offset,
+    };
+    #[cfg(target_arch = "x86_64")]
+    if super::avx2::available() {
+        // SAFETY: the CPU has AVX2 (checked just above), all that the function needs.
+        #[allow(unsafe_code)]
+        let scan = unsafe { super::avx2::scan_input(bytes) };
+        if scan.nul {
+            // Not UTF-8 is the first error, as above.
+            utf8(bytes)?;
+            return Err(nul_error(memchr::memchr(0, bytes).unwrap_or(0)));
+        }
+        if let Some(src) = scan.ascii {
+            return Ok((src, !scan.cr, true));
+        }
+        return Ok((utf8(bytes)?, !scan.cr, false));
+    }
+    let src = utf8(bytes)?;
+    if let Some(offset) = memchr::memchr(0, bytes) {
+        return Err(nul_error(offset));
+    }
+    Ok((src, memchr::memchr(b'\r', bytes).is_none(), false))
+}
+
+/// `bytes` as UTF-8 text. The SIMD validator answers valid/invalid; only invalid input
+/// asks the standard one where it went wrong.
+fn utf8(bytes: &[u8]) -> Result<&str> {
+    simdutf8::basic::from_utf8(bytes).map_err(|_| {
+        let offset = std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| 0);
+        Error::Syntax {
+            codec: CODEC,
+            message: "invalid utf-8".into(),
+            offset,
+        }
+    })
 }
 
 /// The largest decode buffer a thread keeps for its next parse. Every thread that parses
@@ -270,6 +336,8 @@ struct Parser<'s, 'b, B: Builder> {
     /// The input holds no `\r`: a plain run inside a str literal then ends exactly at the
     /// quote, a backslash or `\n`, which `memchr3` finds (SIMD).
     no_cr: bool,
+    /// The input is all ASCII (checked before parsing), so any part of it is.
+    ascii_input: bool,
 }
 
 fn is_ident_byte(c: u8) -> bool {
@@ -843,7 +911,12 @@ impl<B: Builder> Parser<'_, '_, B> {
                     let out = if is_bytes {
                         self.builder.bytes(&self.b[start..end])
                     } else {
-                        self.builder.str(&self.src[start..end])
+                        let text = &self.src[start..end];
+                        if self.ascii_input && text.len() > 16 {
+                            self.builder.ascii_str(AsciiStr(text))
+                        } else {
+                            self.builder.str(text)
+                        }
                     };
                     return out.map(Expr::Built);
                 }
@@ -859,13 +932,30 @@ impl<B: Builder> Parser<'_, '_, B> {
                 return self.emit_scratch(is_bytes);
             }
             if self.no_cr && !is_bytes {
-                // A str literal with escapes: decoded from the stop the scan just found.
+                // A str literal with escapes: decoded from the stop the scan just found,
+                // as bytes (runs of the input copied whole), then checked as UTF-8 once.
                 self.scratch.clear();
                 self.scratch_bytes.clear();
-                self.scratch
-                    .reserve((self.b.len() - start).min(KEEP_SCRATCH));
+                // Room for the rest of the input and one 32-byte step past its end (the
+                // AVX2 copy writes whole steps), so the copy never has to grow it.
+                self.scratch_bytes
+                    .reserve((self.b.len() - start).min(KEEP_SCRATCH) + 32);
                 self.str_body_escaped(first_pos, quote, start, end)?;
                 self.ws()?;
+                let more = self.at_string_start();
+                if !more {
+                    if let Some(text) = ascii_text(&self.scratch_bytes) {
+                        return self.builder.ascii_str(AsciiStr(text)).map(Expr::Built);
+                    }
+                }
+                let Ok(text) = simdutf8::basic::from_utf8(&self.scratch_bytes) else {
+                    return self.err("invalid UTF-8 in string literal", first_pos);
+                };
+                if !more {
+                    return self.builder.str(text).map(Expr::Built);
+                }
+                self.scratch.clear();
+                self.scratch.push_str(text);
                 self.more_strings(is_bytes)?;
                 return self.emit_scratch(is_bytes);
             }
@@ -887,45 +977,83 @@ impl<B: Builder> Parser<'_, '_, B> {
     }
 
     /// The rest of a one-line, non-raw str literal (input without `\r`) whose plain run
-    /// `run..stop` is known, decoded into scratch up to and past the closing quote. Each
-    /// further run is one `memchr3`; the usual one-character escapes are decoded inline.
-    fn str_body_escaped(
+    /// `run..stop` is known, decoded as UTF-8 bytes into `scratch_bytes` up to and past
+    /// the closing quote. The usual one-character escapes are decoded inline; runs are
+    /// copied whole (with AVX2 where the CPU has it, see [`super::avx2`]).
+    fn str_body_escaped(&mut self, tok: usize, quote: u8, run: usize, stop: usize) -> Result<()> {
+        #[cfg(target_arch = "x86_64")]
+        if super::avx2::available() {
+            // SAFETY: the CPU has AVX2 (checked just above), all that the function needs.
+            #[allow(unsafe_code)]
+            return unsafe { self.str_body_escaped_avx2(tok, quote, run, stop) };
+        }
+        let stops = Stops::new(quote, b'\\', b'\n');
+        let b = self.b;
+        let (mut run, mut stop) = (run, stop);
+        loop {
+            self.scratch_bytes.extend_from_slice(&b[run..stop]);
+            run = self.str_stop(tok, quote, stop)?;
+            if run == usize::MAX {
+                return Ok(());
+            }
+            stop = stops.find(&b[run..]).map_or(b.len(), |n| run + n);
+        }
+    }
+
+    /// [`Parser::str_body_escaped`] with AVX2: each run is copied 32 bytes at a time while
+    /// those bytes are searched for its end ([`super::avx2::StopSet::copy_run`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn str_body_escaped_avx2(
         &mut self,
         tok: usize,
         quote: u8,
-        mut run: usize,
-        mut stop: usize,
+        run: usize,
+        stop: usize,
     ) -> Result<()> {
+        let stops = super::avx2::StopSet::new(quote);
         let b = self.b;
-        let stops = Stops::new(quote, b'\\', b'\n');
-        loop {
-            self.scratch.push_str(&self.src[run..stop]);
-            match b.get(stop) {
-                Some(&c) if c == quote => {
-                    self.pos = stop + 1;
-                    return Ok(());
-                }
-                Some(b'\\') => {
-                    let simple = match b.get(stop + 1) {
-                        Some(b'n') => Some('\n'),
-                        Some(b't') => Some('\t'),
-                        Some(b'r') => Some('\r'),
-                        Some(&c @ (b'\\' | b'\'' | b'"')) => Some(char::from(c)),
-                        _ => None,
-                    };
-                    if let Some(ch) = simple {
-                        self.scratch.push(ch);
-                        run = stop + 2;
-                    } else {
-                        self.pos = stop;
-                        self.escape(tok, false)?;
-                        run = self.pos;
-                    }
-                }
-                // A raw newline or the end of input: the literal is not closed.
-                _ => return self.err("unterminated string literal", tok),
+        self.scratch_bytes.extend_from_slice(&b[run..stop]);
+        let mut i = self.str_stop(tok, quote, stop)?;
+        while i != usize::MAX {
+            let n = stops.copy_run(&b[i..], &mut self.scratch_bytes);
+            i = self.str_stop(tok, quote, i + n)?;
+        }
+        Ok(())
+    }
+
+    /// At `stop` inside a str literal being decoded into `scratch_bytes`: the closing
+    /// quote (`usize::MAX`, and `pos` is set past it) or an escape, decoded (the index
+    /// where the next run starts); anything else is an unterminated literal.
+    #[inline(always)]
+    fn str_stop(&mut self, tok: usize, quote: u8, stop: usize) -> Result<usize> {
+        let b = self.b;
+        match b.get(stop) {
+            Some(&c) if c == quote => {
+                self.pos = stop + 1;
+                Ok(usize::MAX)
             }
-            stop = stops.find(&b[run..]).map_or(b.len(), |n| run + n);
+            Some(b'\\') => {
+                let simple = match b.get(stop + 1) {
+                    Some(b'n') => b'\n',
+                    Some(b't') => b'\t',
+                    Some(b'r') => b'\r',
+                    Some(&c @ (b'\\' | b'\'' | b'"')) => c,
+                    _ => 0,
+                };
+                if simple != 0 {
+                    self.scratch_bytes.push(simple);
+                    return Ok(stop + 2);
+                }
+                self.pos = stop;
+                self.scratch.clear();
+                self.escape(tok, false)?;
+                self.scratch_bytes
+                    .extend_from_slice(self.scratch.as_bytes());
+                Ok(self.pos)
+            }
+            // A raw newline or the end of input: the literal is not closed.
+            _ => self.err("unterminated string literal", tok),
         }
     }
 
@@ -1416,6 +1544,63 @@ mod tests {
 
     fn parse(doc: &[u8]) -> Result<Value> {
         parse_with(doc, &DecodeLimits::default(), &mut ValueBuilder)
+    }
+
+    /// The AVX2 paths (input check, runs of str literals with escapes, ASCII check) and
+    /// the portable ones give the same values and the same errors, with stops and escapes
+    /// at every position around the 32-byte steps and non-ASCII text, CR, NUL and bad
+    /// UTF-8 in the input.
+    #[test]
+    fn avx2_and_portable_paths_agree() {
+        let both = |doc: &[u8]| {
+            let fast = format!("{:?}", parse(doc));
+            super::super::avx2::PORTABLE.with(|p| p.set(true));
+            let portable = format!("{:?}", parse(doc));
+            super::super::avx2::PORTABLE.with(|p| p.set(false));
+            assert_eq!(fast, portable, "{:?}", String::from_utf8_lossy(doc));
+            fast
+        };
+        let mut docs: Vec<Vec<u8>> = Vec::new();
+        for len in [0usize, 1, 31, 32, 33, 63, 64, 65, 100] {
+            for at in [0, 1, 15, 31, 32, 33, 64, 99] {
+                if at > len {
+                    continue;
+                }
+                for ins in [
+                    &b"\\n"[..],
+                    b"\\'",
+                    b"\\x41",
+                    b"\\xe9",
+                    b"\\u4e2d",
+                    b"\xc3\xa9",
+                    b"\n",
+                    b"\r",
+                    b"\0",
+                    b"\xff",
+                    b"'",
+                ] {
+                    let mut body = vec![b'a'; len];
+                    body.splice(at..at, ins.iter().copied());
+                    // An escape first, so the literal takes the decoding loop.
+                    let doc = [b"['\\t".as_slice(), &body, b"', 'b']"].concat();
+                    docs.push(doc);
+                }
+            }
+        }
+        let mut good = 0;
+        for doc in &docs {
+            if both(doc).starts_with("Ok") {
+                good += 1;
+            }
+        }
+        assert!(good > docs.len() / 2, "{good} of {}", docs.len());
+        assert_eq!(
+            both(b"['\\tab\\ncd' 'ef', 'x']"),
+            format!(
+                "{:?}",
+                Ok::<_, Error>(Value::List(vec![Value::str("\tab\ncdef"), Value::str("x")]))
+            )
+        );
     }
 
     /// A NUL anywhere is refused with its offset.
