@@ -225,6 +225,27 @@ def test_short_strings_from_the_cache_are_the_right_ones():
         assert rs.loads(data) == serpent.loads(data) == doc
 
 
+def test_long_strings_are_real_compact_strs():
+    """Long ASCII text becomes a str made by copying its bytes into a new one-byte str (and
+    long literals with escapes are decoded 32 bytes at a time): what comes back equals
+    serpent's, hashes the same, has a plain str's size and encodes; non-ASCII text, escapes
+    at every offset around the 32-byte steps and text ending anywhere in a step too."""
+    line = "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n"
+    texts = ["a" * 63, "a" * 64, "a" * 65, "b" * 1000, (line * 20000)[:1000000], "x" * 200 + "\xe9",
+             "\xe9" + "x" * 200, "y" * 100 + "\U0001F600" + "y" * 100, "z" * 90 + "\x7f" + "z" * 40,
+             "q" * 70 + "\\" + "'" + '"' + "\t\r" + "q" * 70]
+    texts += ["p" * n + "\n" + "r" * m for n in (0, 1, 31, 32, 33, 63, 64) for m in (0, 1, 31, 32, 33, 95)]
+    for text in texts:
+        for data in (serpent.dumps(text), serpent.dumps([text, text[:70]]), serpent.dumps({"k": text})):
+            got = rs.loads(data)
+            assert _same(got, serpent.loads(data))
+        got = rs.loads(serpent.dumps(text))
+        assert type(got) is str and got == text and hash(got) == hash(text)
+        assert sys.getsizeof(got) == sys.getsizeof(text), repr(text[:80])
+        assert got.encode("utf-8") == text.encode("utf-8")
+        assert got.isascii() == text.isascii()
+
+
 def test_dict_keys_from_the_key_cache_are_the_right_ones():
     """The reprs of str dict keys are kept per thread by object: keys made at run time (so
     freed and their memory reused between dicts), colliding, repeated, at the size limit,

@@ -178,7 +178,7 @@ def note_echo(w, target):
                 "instructions per echo. A list item of up to seven digits is read as one 64-bit word (SWAR), "
                 "not byte by byte (pyro_rs.serpent ints loads 3.0M -> 2.4M). What is left is per int: a "
                 "Python int made (PyLong_FromLong) and "
-                "read back (PyLong_AsLongAndOverflow) through the stable ABI, its digits parsed and written, "
+                "read back (PyLong_AsLongAndOverflow), its digits parsed and written, "
                 "on each side; and the memory traffic of four 10,000-item lists per echo on one CPU."
             )
         else:
@@ -188,7 +188,12 @@ def note_echo(w, target):
                 "serpent does not turn it back into bytes) and writes that str back, and the client parses it "
                 "again; with the kernel's copies both ways this is memory traffic of a few tens of MB per "
                 "echo on one CPU. Done: base64 is SIMD (base64-simd); the 1.4 MB str is found by memchr3 when "
-                "parsed and by one range pass plus memchr3 when written. Page faults were the largest cost: "
+                "parsed and by one range pass plus memchr3 when written, and made by copying its bytes "
+                "into a new str (the input, checked all ASCII in the same AVX2 pass that looks for NUL "
+                "and CR bytes, needs no UTF-8 pass and no decode by CPython). Also tried: sending the "
+                "header with MSG_MORE and the payload from its own buffer, skipping the copy that frames "
+                "them together: the kernel then took about three times as long per large sendto (strace "
+                "-c, 340 against 115 us), as with a vectored write; reverted. Page faults were the largest cost: "
                 "each call allocated about five 1-1.4 MB buffers, and once they were freed glibc gave the "
                 "heap top back to the kernel (MADV_DONTNEED, seen with strace), so the next call faulted them "
                 "in again: ~1340 minor faults and ~4 ms of kernel time per echo in the pyro_rs daemon (read "
@@ -701,43 +706,53 @@ def all_rows(b):
     return L
 
 
-CODEC_NOTE = (
-    "What was done: the extension is built for the abi3-py310 stable ABI, so a str's UTF-8 is "
-    "borrowed (PyUnicode_AsUTF8AndSize) instead of copied into a temporary bytes object; "
-    "`pyro_rs.serpent.dumps` is the native function itself (no Python frame before Rust) and writes a "
-    "tree of exact builtin types in one pass, falling back to the full Serializer for anything else; "
-    "each thread keeps its dumps output buffer (up to 4 MiB) and its parse scratch (up to 1 MiB), because "
-    "a fresh megabyte buffer per call cost 460-700 page faults, more than the work. Parsing validates "
-    "UTF-8 with simdutf8, finds NUL and CR bytes with memchr, and finds the end of each run inside a str "
-    "literal with an AVX2 memchr3 made once per literal (text loads 8.0M -> 4.8M instructions); compact "
-    "int items take one tight loop (ints loads 4.2M -> 2.7M). Writing: ints eight digits per step "
-    "inside the list loop (ints dumps 2.3M -> 1.6M), and long printable text is one vectorized range "
-    "pass plus memchr3 between escapes (text dumps 5.8M -> 4.2M). What remains: a 1 MB str is made by "
-    "CPython's PyUnicode_FromStringAndSize (`ascii_decode`, about 1.2M instructions and 50-70 us "
-    "alone), the text payload has an escape every 57 bytes (about 17,500 runs, each a memchr3 call and "
-    "a copy), and the result is copied into the Python object; the safe-Rust rule (no intrinsics) "
-    "leaves the byte classification to what the compiler vectorizes (a 64-byte chunk mask written "
-    "for it was not vectorized: text loads 4.3M -> 15M instructions, reverted). Per int, dumps pays "
-    "PyLong_AsLongAndOverflow and PyList_GetItem as out-of-line stable-ABI calls. Small documents: "
-    "whitespace skipping returns at once on a printable byte, short literals are scanned two words "
-    "at a time, short strs (up to 16 bytes) come from a per-thread cache by content so repeated "
-    "dict keys are neither made nor hashed again, and floats take their digits from zmij instead of "
-    "core::fmt (which also fixed ties: CPython picks the even last digit, Rust's {:e} the odd one, "
-    "1 in ~3,000 random doubles): dict loads 28.3k -> 22.0k, dict dumps 10.8k -> 9.0k instructions. "
-    "Then dict dumps 9.0k -> 5.9k: the nesting limit read with Py_GetRecursionLimit instead of calling "
-    "sys.getrecursionlimit() (still per call, as serpent reads it); dicts, lists and tuples walked on "
-    "borrowed references (no reference count per item; the collector is paused while the writer runs, "
-    "which runs no Python code, so nothing can change a container mid-walk); a short plain str tested "
-    "a word at a time and quoted through a fixed-size block; floats in zmij's positional range copied "
-    "as zmij writes them (its layout there is Python's); and the reprs of str dict keys kept per "
-    "thread by object (256 slots, each holding its str, so an address is not reused while cached): "
-    "a repeated key is an address compare and a copy. Text loads at 50x "
-    "would have to fit in about 1.8M instructions (serpent 1.43: 92M); making the 1 MB str from UTF-8 "
-    "(PyUnicode_FromStringAndSize, the stable ABI's way; PyUnicode_New and writing the characters in "
-    "place are outside it) takes 1.1M of that by itself, which leaves under one instruction per byte "
-    "to scan the text and resolve its 17,500 escapes: SIMD work that the safe-Rust rule leaves to "
-    "what the compiler vectorizes."
-)
+def codec_note(b):
+    """What was done for pyro_rs.serpent, and for text loads the run's own budget."""
+    text = (
+        "What was done: the extension is built for each Python version (not the stable ABI), so a "
+        "long ASCII str is made by copying its bytes into a new one-byte str (PyUnicode_New) instead "
+        "of having CPython decode them as UTF-8 (PyUnicode_FromStringAndSize's `ascii_decode`), and a "
+        "str's UTF-8 is borrowed (PyUnicode_AsUTF8AndSize), never copied into a temporary bytes "
+        "object; `pyro_rs.serpent.dumps` is the native function itself (no Python frame before Rust) "
+        "and writes a tree of exact builtin types in one pass, falling back to the full Serializer for "
+        "anything else; each thread keeps its dumps output buffer (up to 4 MiB) and its parse scratch "
+        "(up to 1 MiB), because a fresh megabyte buffer per call cost 460-700 page faults, more than "
+        "the work. Parsing: one AVX2 pass over the input finds NUL and CR bytes and whether it is all "
+        "ASCII, which also shows it is UTF-8 (otherwise simdutf8 validates it); in a str literal with "
+        "escapes the runs between them are copied 32 bytes per step while the same bytes are tested "
+        "for the next quote, backslash or newline (AVX2; pyro-codec's one unsafe module, serpent/avx2.rs, "
+        "with a portable path tested against it), and the decoded text, checked ASCII in one more "
+        "pass, goes to the builder as such, so the 1 MB str is one copy. Compact int items take one "
+        "tight loop, up to seven digits read as one 64-bit word (ints loads 4.2M -> 1.7M instructions). "
+        "Writing: ints eight digits per step inside the list loop (ints dumps 2.3M -> 1.4M), and long "
+        "printable text is one vectorized range pass plus memchr3 between escapes (text dumps 5.8M -> "
+        "4.0M). Small documents: whitespace skipping returns at once on a printable byte, short "
+        "literals are scanned two words at a time, short strs (up to 16 bytes) come from a per-thread "
+        "cache by content so repeated dict keys are neither made nor hashed again, floats take their "
+        "digits from zmij instead of core::fmt (which also fixed ties: CPython picks the even last "
+        "digit, Rust's {:e} the odd one, 1 in ~3,000 random doubles), the nesting limit is read with "
+        "Py_GetRecursionLimit, dicts, lists and tuples are walked on borrowed references (the collector "
+        "is paused while the writer runs, which runs no Python code, so nothing can change a container "
+        "mid-walk), a short plain str is tested a word at a time and quoted through a fixed-size block, "
+        "and the reprs of str dict keys are kept per thread by object (256 slots, each holding its "
+        "str): dict loads 28.3k -> 22.0k, dict dumps 10.8k -> 5.9k instructions. Callgrind counts a "
+        "large copy (`rep movsb` in memcpy) as one instruction per byte, so for the 1 MB text the "
+        "instruction ratio understates the time ratio. Tried for text loads: the AVX2 run search alone "
+        "(runs still copied by push_str): 95 -> 61 instructions per line and no change in time; the "
+        "time went down as whole passes over the megabyte went away (input check 3 passes -> 1, "
+        "UTF-8 check plus ASCII check of the decoded text 2 -> 1, decode then copy into the str "
+        "instead of decode, then CPython's decode).")
+    py = {(r["codec"], r["payload"], r["op"]): r for r in b.py_codec}
+    sa, sr = summ(py.get(("serpent", "text", "loads"))), summ(py.get(("pyro_rs.serpent", "text", "loads")))
+    if sa and sr and sr["median"] < 50 * sa["median"]:
+        text += (
+            " Text loads in this run: serpent 1.43 takes {:.0f} us per op, so 50x is {:.0f} us; "
+            "pyro_rs.serpent takes {:.0f} us. A 1 MB literal is now a few passes over the text: the "
+            "input check, the decode (read the input, write the text), the ASCII check and the copy "
+            "into the str, about 20 us each here (reading or writing a megabyte that is not in the "
+            "CPU's cache), plus the 17,500 escapes of this text (one per 57-byte line).").format(
+                1e6 / sa["median"], 1e6 / sa["median"] / 50, 1e6 / sr["median"])
+    return text
 
 
 def notes_section(b, missed):
@@ -748,7 +763,7 @@ def notes_section(b, missed):
     prof = [(k, v) for k, v in b.profiles.items() if v and k[0] == "python" and k[1].startswith("pyro_rs")]
     codec_missed = [m for m in missed if m.startswith("codec-")]
     if prof and codec_missed:
-        L += ["### pyro_rs.serpent rows", "", CODEC_NOTE, "",
+        L += ["### pyro_rs.serpent rows", "", codec_note(b), "",
               ("callgrind profile inside the native calls (self instructions per function, share of the "
               "native part; the rest of each op is the Python side of the call):"), ""]
         for m in codec_missed:

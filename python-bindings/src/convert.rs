@@ -166,7 +166,7 @@ pub(crate) fn to_py<'py>(
         Value::BigInt(b) => b.into_pyobject(py)?.into_any(),
         Value::Float(f) => PyFloat::new(py, *f).into_any(),
         Value::Complex(re, im) => PyComplex::from_doubles(py, *re, *im).into_any(),
-        Value::Str(s) => PyString::new(py, s).into_any(),
+        Value::Str(s) => crate::serpent::new_str(py, s)?.into_any(),
         Value::Bytes(b) => PyBytes::new(py, b).into_any(),
         Value::Tuple(items) => {
             let items = items

@@ -17,7 +17,7 @@ use pyo3::types::{
     PyMemoryView, PySet, PyString, PyTuple,
 };
 use pyo3::Borrowed;
-use pyro_codec::serpent::{self, Builder, EncodeOptions};
+use pyro_codec::serpent::{self, AsciiStr, Builder, EncodeOptions};
 use pyro_codec::{DecodeLimits, Value};
 use pyro_runtime::daemon::CallContext;
 use std::cell::RefCell;
@@ -71,6 +71,45 @@ fn put_back<T>(slot: &'static LocalKey<RefCell<T>>, value: T) {
 
 type Out<'py> = Bound<'py, PyAny>;
 
+/// Text from this many bytes on is made into a str by [`new_str`]'s copy when it is ASCII.
+const ASCII_COPY_MIN: usize = 64;
+
+/// A str holding `text`. Long ASCII text is copied straight into a new one-byte str
+/// (`PyUnicode_New` with 127 as the largest character, then its character data):
+/// `PyUnicode_FromStringAndSize` (`PyString::new`) would decode it as UTF-8 first.
+pub(crate) fn new_str<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyString>> {
+    if text.len() < ASCII_COPY_MIN {
+        return Ok(PyString::new(py, text));
+    }
+    match AsciiStr::new(text) {
+        Some(ascii) => new_ascii_str(py, ascii),
+        _ => Ok(PyString::new(py, text)),
+    }
+}
+
+/// [`new_str`] for text known to be all ASCII.
+fn new_ascii_str<'py>(py: Python<'py>, text: AsciiStr<'_>) -> PyResult<Bound<'py, PyString>> {
+    let bytes = text.as_str().as_bytes();
+    let len = pyo3::ffi::Py_ssize_t::try_from(bytes.len())
+        .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("string too long"))?;
+    // SAFETY: the GIL is held (`py`). `PyUnicode_New(len, 127)` returns a new reference to
+    // a compact ASCII str with room for `len` one-byte characters (its terminating NUL
+    // already written), or null with an exception set. Its character data
+    // (`PyUnicode_1BYTE_DATA`) is valid for `len` bytes and the str is not shared yet, so
+    // filling it with `len` ASCII bytes (checked by the caller) makes a valid str, the way
+    // CPython's own constructors fill one they have just made.
+    #[allow(unsafe_code)]
+    unsafe {
+        let obj = pyo3::ffi::PyUnicode_New(len, 127);
+        if obj.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let data = pyo3::ffi::PyUnicode_1BYTE_DATA(obj);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
+        Ok(Bound::from_owned_ptr(py, obj).cast_into_unchecked())
+    }
+}
+
 /// Strings up to this many UTF-8 bytes go through the [`StrCache`].
 const STR_CACHE_MAX: usize = 16;
 /// Slots of the [`StrCache`] (a power of two).
@@ -103,10 +142,10 @@ impl StrCache {
         (mixed >> 56) as usize % STR_CACHE_SLOTS
     }
 
-    fn get<'py>(&mut self, py: Python<'py>, text: &str) -> Bound<'py, PyString> {
+    fn get<'py>(&mut self, py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyString>> {
         let bytes = text.as_bytes();
         if bytes.len() > STR_CACHE_MAX {
-            return PyString::new(py, text);
+            return new_str(py, text);
         }
         if self.slots.is_empty() {
             self.slots.resize_with(STR_CACHE_SLOTS, || None);
@@ -114,7 +153,7 @@ impl StrCache {
         let slot = &mut self.slots[Self::slot(bytes)];
         if let Some(c) = slot {
             if usize::from(c.len) == bytes.len() && &c.bytes[..bytes.len()] == bytes {
-                return c.obj.bind(py).clone();
+                return Ok(c.obj.bind(py).clone());
             }
         }
         let obj = PyString::new(py, text);
@@ -126,7 +165,7 @@ impl StrCache {
             bytes: kept,
             obj: obj.clone().unbind(),
         });
-        obj
+        Ok(obj)
     }
 }
 
@@ -179,7 +218,15 @@ impl<'py> Builder for PyBuilder<'py> {
         if v == "__class__" {
             self.class_key = true;
         }
-        Ok(self.cache.get(self.py, v).into_any())
+        let r = self.cache.get(self.py, v).map(Bound::into_any);
+        self.keep(r)
+    }
+    fn ascii_str(&mut self, v: AsciiStr<'_>) -> pyro_codec::Result<Out<'py>> {
+        if v.as_str().len() < ASCII_COPY_MIN {
+            return self.str(v.as_str());
+        }
+        let r = new_ascii_str(self.py, v).map(Bound::into_any);
+        self.keep(r)
     }
     fn bytes(&mut self, v: &[u8]) -> pyro_codec::Result<Out<'py>> {
         Ok(PyBytes::new(self.py, v).into_any())
