@@ -96,7 +96,8 @@ fn new_ascii_str<'py>(py: Python<'py>, text: AsciiStr<'_>) -> PyResult<Bound<'py
     // a compact ASCII str with room for `len` one-byte characters (its terminating NUL
     // already written), or null with an exception set. Its character data
     // (`PyUnicode_1BYTE_DATA`) is valid for `len` bytes and the str is not shared yet, so
-    // filling it with `len` ASCII bytes (checked by the caller) makes a valid str, the way
+    // filling it with `len` ASCII bytes (an `AsciiStr` is only ever made of checked ASCII
+    // text: `AsciiStr::new` or the parser's ASCII checks) makes a valid str, the way
     // CPython's own constructors fill one they have just made.
     #[allow(unsafe_code)]
     unsafe {
